@@ -1,0 +1,1 @@
+//! Placeholder: the dpdk-bindings helper fills this in.

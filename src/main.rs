@@ -1,0 +1,2 @@
+//! The IronVS daemon.
+fn main() {}
