@@ -14,4 +14,5 @@ pub mod fwd;
 pub mod model;
 pub mod rss;
 pub mod sched;
+pub mod stats;
 pub mod wire;

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what IronVS needs to build, test and run its lab on Debian 12 (as root).
+# Idempotent: does nothing when every package is already there.
+set -euo pipefail
+
+APT_PACKAGES=(
+  # build: DPDK 22.11 LTS headers and libraries, pkg-config, libclang for bindgen
+  dpdk libdpdk-dev pkg-config libclang-dev
+  # lab and end-to-end tests: namespaces, veth, ping, captures, traffic
+  iproute2 iputils-ping ethtool tcpdump curl python3
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages: ${missing[*]}; run this script as root" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "install-deps: cargo not found: install a Rust toolchain (https://rustup.rs) first" >&2
+  exit 1
+fi

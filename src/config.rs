@@ -1,0 +1,456 @@
+//! The daemon's TOML configuration: EAL arguments, CPU layout, mbuf pool and ports.
+//!
+//! Parsing never guesses: unknown keys are errors, and every error names the line and column (TOML
+//! syntax and type errors) or the port and field (checks across fields).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TOML syntax or a value of the wrong type or form; the message carries line and column.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// toml's message, which starts with "TOML parse error at line L, column C".
+        message: String,
+    },
+    /// Values that parse but do not fit together.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong and where.
+        message: String,
+    },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// DPDK EAL settings.
+    #[serde(default)]
+    pub eal: EalSection,
+    /// Which CPUs run the control thread and the workers.
+    #[serde(default)]
+    pub cpu: CpuSection,
+    /// The packet buffer pool.
+    #[serde(default)]
+    pub mempool: MempoolSection,
+    /// Data ports (at least one).
+    #[serde(rename = "port")]
+    pub ports: Vec<PortSection>,
+}
+
+/// `[eal]`: arguments passed to `rte_eal_init`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EalSection {
+    /// Runtime-file prefix; lets several DPDK processes share a host.
+    #[serde(default = "default_file_prefix")]
+    pub file_prefix: String,
+    /// Extra arguments, e.g. `["--no-huge", "-m", "512"]` or `["--log-level", "pmd.net.af_packet:debug"]`.
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+impl Default for EalSection {
+    fn default() -> Self {
+        Self {
+            file_prefix: default_file_prefix(),
+            args: Vec::new(),
+        }
+    }
+}
+
+fn default_file_prefix() -> String {
+    "ironvs".into()
+}
+
+/// `[cpu]`: the main lcore serves the control plane; each worker lcore polls one queue per port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuSection {
+    /// CPU of the main (control) thread.
+    #[serde(default)]
+    pub main_cpu: u16,
+    /// Number of worker lcores; each owns RX/TX queue i of every port.
+    #[serde(default = "default_workers")]
+    pub workers: u16,
+    /// CPUs the workers are pinned to, assigned round-robin; empty means the main CPU's neighbours.
+    #[serde(default)]
+    pub worker_cpus: Vec<u16>,
+}
+
+impl Default for CpuSection {
+    fn default() -> Self {
+        Self {
+            main_cpu: 0,
+            workers: default_workers(),
+            worker_cpus: Vec::new(),
+        }
+    }
+}
+
+fn default_workers() -> u16 {
+    1
+}
+
+/// `[mempool]`: one pool of packet buffers shared by all ports.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MempoolSection {
+    /// Number of mbufs; 2^n - 1 is the most memory-efficient.
+    #[serde(default = "default_mbufs")]
+    pub mbufs: u32,
+    /// Per-lcore cache size.
+    #[serde(default = "default_cache")]
+    pub cache: u32,
+}
+
+impl Default for MempoolSection {
+    fn default() -> Self {
+        Self {
+            mbufs: default_mbufs(),
+            cache: default_cache(),
+        }
+    }
+}
+
+fn default_mbufs() -> u32 {
+    16383
+}
+
+fn default_cache() -> u32 {
+    256
+}
+
+/// `[[port]]`: one data port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortSection {
+    /// A name for logs and metrics, e.g. `dp0`.
+    pub name: String,
+    /// A DPDK vdev string (`net_af_xdp0,iface=veth0`) or a PCI address (`0000:3b:00.0`).
+    pub device: Device,
+    /// The director's own addresses on this port, with prefix length (`192.0.2.1/24`).
+    #[serde(default)]
+    pub addresses: Vec<IfAddr>,
+    /// MTU to set; the device's default when absent.
+    pub mtu: Option<u16>,
+    /// RX descriptors per queue.
+    #[serde(default = "default_desc")]
+    pub rx_desc: u16,
+    /// TX descriptors per queue.
+    #[serde(default = "default_desc")]
+    pub tx_desc: u16,
+    /// Receive everything, not only frames for the port's MAC.
+    #[serde(default)]
+    pub promiscuous: bool,
+}
+
+fn default_desc() -> u16 {
+    1024
+}
+
+/// A DPDK device: a virtual device created from a vdev string, or a PCI device bound to a DPDK driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Device {
+    /// `--vdev` argument; the ethdev is named by the part before the first comma.
+    Vdev(String),
+    /// A PCI address for `-a`.
+    Pci(String),
+}
+
+impl Device {
+    /// The ethdev name DPDK gives the device (`rte_eth_dev_get_port_by_name`).
+    pub fn ethdev_name(&self) -> &str {
+        match self {
+            Device::Vdev(s) => s.split(',').next().unwrap_or(s),
+            Device::Pci(s) => s,
+        }
+    }
+}
+
+impl FromStr for Device {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if is_pci_address(s) {
+            let full = if s.matches(':').count() == 1 {
+                format!("0000:{s}")
+            } else {
+                s.to_string()
+            };
+            return Ok(Device::Pci(full));
+        }
+        let name = s.split(',').next().unwrap_or_default();
+        if name.starts_with("net_") && name.len() > 4 {
+            return Ok(Device::Vdev(s.to_string()));
+        }
+        Err(format!(
+            "`{s}` is neither a PCI address (0000:3b:00.0) nor a DPDK vdev string (net_af_xdp0,iface=eth1)"
+        ))
+    }
+}
+
+fn is_pci_address(s: &str) -> bool {
+    // [dddd:]bb:dd.f in hex
+    let (domain_bus, devfn) = match s.rsplit_once(':') {
+        Some(x) => x,
+        None => return false,
+    };
+    let hex = |t: &str, n: usize| t.len() == n && t.chars().all(|c| c.is_ascii_hexdigit());
+    let bus_ok = match domain_bus.split_once(':') {
+        Some((d, b)) => hex(d, 4) && hex(b, 2),
+        None => hex(domain_bus, 2),
+    };
+    let devfn_ok = match devfn.split_once('.') {
+        Some((d, f)) => hex(d, 2) && f.len() == 1 && f.chars().all(|c| ('0'..='7').contains(&c)),
+        None => false,
+    };
+    bus_ok && devfn_ok
+}
+
+impl<'de> Deserialize<'de> for Device {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// An interface address with its prefix length, like `ip addr` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IfAddr {
+    /// The address.
+    pub addr: IpAddr,
+    /// Prefix length of the connected subnet.
+    pub prefix: u8,
+}
+
+impl FromStr for IfAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` needs a prefix length, e.g. 192.0.2.1/24"))?;
+        let addr: IpAddr = a
+            .parse()
+            .map_err(|_| format!("`{a}` is not an IPv4 or IPv6 address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix: u8 = p
+            .parse()
+            .ok()
+            .filter(|&n| n <= max)
+            .ok_or_else(|| format!("prefix length `{p}` must be 0..={max}"))?;
+        Ok(IfAddr { addr, prefix })
+    }
+}
+
+impl fmt::Display for IfAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl<'de> Deserialize<'de> for IfAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and checks configuration text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        cfg.check().map_err(|message| ConfigError::Invalid {
+            path: origin.to_string(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.ports.is_empty() {
+            return Err("no [[port]] section: at least one data port is needed".into());
+        }
+        if self.cpu.workers == 0 {
+            return Err("[cpu] workers must be at least 1".into());
+        }
+        if self.mempool.mbufs < 1024 {
+            return Err(format!(
+                "[mempool] mbufs = {} is too small: use at least 1024 (8191 or more for real traffic)",
+                self.mempool.mbufs
+            ));
+        }
+        for (i, p) in self.ports.iter().enumerate() {
+            if self.ports[..i].iter().any(|q| q.name == p.name) {
+                return Err(format!("port name `{}` is used twice", p.name));
+            }
+            if self.ports[..i]
+                .iter()
+                .any(|q| q.device.ethdev_name() == p.device.ethdev_name())
+            {
+                return Err(format!(
+                    "port `{}`: device name `{}` is used by another port (vdev names must be unique, e.g. net_af_packet0, net_af_packet1)",
+                    p.name,
+                    p.device.ethdev_name()
+                ));
+            }
+            if !p.rx_desc.is_power_of_two() || !p.tx_desc.is_power_of_two() {
+                return Err(format!(
+                    "port `{}`: rx_desc and tx_desc must be powers of two",
+                    p.name
+                ));
+            }
+            if let Some(mtu) = p.mtu {
+                if !(68..=9600).contains(&mtu) {
+                    return Err(format!("port `{}`: mtu {mtu} must be 68..=9600", p.name));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The lcore layout as an EAL `--lcores` value: lcore 0 on the main CPU, workers 1..=n on theirs.
+    pub fn lcores_arg(&self) -> String {
+        let mut parts = vec![format!("0@{}", self.cpu.main_cpu)];
+        for w in 0..self.cpu.workers {
+            let cpu = if self.cpu.worker_cpus.is_empty() {
+                self.cpu.main_cpu + 1 + w
+            } else {
+                self.cpu.worker_cpus[usize::from(w) % self.cpu.worker_cpus.len()]
+            };
+            parts.push(format!("{}@{cpu}", w + 1));
+        }
+        parts.join(",")
+    }
+
+    /// The full EAL argument vector (program name first).
+    pub fn eal_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "ironvs".to_string(),
+            format!("--lcores={}", self.lcores_arg()),
+            "--main-lcore=0".to_string(),
+            format!("--file-prefix={}", self.eal.file_prefix),
+        ];
+        let mut any_pci = false;
+        for p in &self.ports {
+            match &p.device {
+                Device::Vdev(v) => args.push(format!("--vdev={v}")),
+                Device::Pci(a) => {
+                    any_pci = true;
+                    args.push(format!("--allow={a}"));
+                }
+            }
+        }
+        let user_sets_pci = self
+            .eal
+            .args
+            .iter()
+            .any(|a| a == "--no-pci" || a.starts_with("-a") || a.starts_with("--allow"));
+        if !any_pci && !user_sets_pci {
+            args.push("--no-pci".to_string());
+        }
+        args.extend(self.eal.args.iter().cloned());
+        args
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[eal]
+args = ["--no-huge", "-m", "256"]
+
+[cpu]
+workers = 2
+worker_cpus = [1]
+
+[[port]]
+name = "dp0"
+device = "net_af_packet0,iface=veth0"
+addresses = ["192.0.2.1/24", "2001:db8::1/64"]
+"#;
+
+    #[test]
+    fn test_parse_good() {
+        let c = Config::parse(GOOD, "t.toml").unwrap();
+        assert_eq!(c.ports[0].device.ethdev_name(), "net_af_packet0");
+        assert_eq!(c.ports[0].addresses[1].prefix, 64);
+        assert_eq!(c.lcores_arg(), "0@0,1@1,2@1");
+        let args = c.eal_args();
+        assert!(args.contains(&"--vdev=net_af_packet0,iface=veth0".to_string()));
+        assert!(args.contains(&"--no-pci".to_string()));
+        assert_eq!(&args[args.len() - 3..], ["--no-huge", "-m", "256"]);
+    }
+
+    #[test]
+    fn test_syntax_error_names_line_and_column() {
+        let bad = GOOD.replace("workers = 2", "workers = two");
+        let err = Config::parse(&bad, "t.toml").unwrap_err().to_string();
+        assert!(err.contains("line 6, column 11"), "{err}");
+    }
+
+    #[test]
+    fn test_unknown_key_and_bad_address_are_located() {
+        let bad = GOOD.replace("worker_cpus", "worker_cpu");
+        let err = Config::parse(&bad, "t.toml").unwrap_err().to_string();
+        assert!(err.contains("line 7") && err.contains("unknown field"), "{err}");
+        let bad = GOOD.replace("192.0.2.1/24", "192.0.2.1/33");
+        let err = Config::parse(&bad, "t.toml").unwrap_err().to_string();
+        assert!(err.contains("line 12") && err.contains("0..=32"), "{err}");
+    }
+
+    #[test]
+    fn test_devices() {
+        assert_eq!(
+            "3b:00.0".parse::<Device>().unwrap(),
+            Device::Pci("0000:3b:00.0".into())
+        );
+        assert!("eth0".parse::<Device>().is_err());
+        let cfg = GOOD.replace("net_af_packet0,iface=veth0", "0000:3b:00.1");
+        let c = Config::parse(&cfg, "t").unwrap();
+        assert!(c.eal_args().contains(&"--allow=0000:3b:00.1".to_string()));
+        assert!(!c.eal_args().contains(&"--no-pci".to_string()));
+    }
+
+    #[test]
+    fn test_cross_field_checks() {
+        let twice = format!("{GOOD}\n[[port]]\nname = \"dp0\"\ndevice = \"net_null0\"\n");
+        let err = Config::parse(&twice, "t").unwrap_err().to_string();
+        assert!(err.contains("used twice"), "{err}");
+        let err = Config::parse("port = []", "t").unwrap_err().to_string();
+        assert!(err.contains("at least one data port"), "{err}");
+    }
+}
