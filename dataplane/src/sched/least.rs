@@ -14,7 +14,7 @@ pub(super) fn lc(dests: &[Dest], load: &[DestLoad]) -> Option<usize> {
             continue;
         }
         let oh = load_of(load, d).overhead();
-        if best.map_or(true, |(_, b)| oh < b) {
+        if best.is_none_or(|(_, b)| oh < b) {
             best = Some((i, oh));
         }
     }
@@ -31,7 +31,7 @@ fn least_by(dests: &[Dest], load: &[DestLoad], cost: impl Fn(&DestLoad) -> u64) 
         }
         let (c, w) = (cost(load_of(load, d)), u64::from(d.weight));
         // c/w < bc/bw  <=>  bc*w > c*bw
-        if best.map_or(true, |(_, bc, bw)| bc * w > c * bw) {
+        if best.is_none_or(|(_, bc, bw)| bc * w > c * bw) {
             best = Some((i, c, w));
         }
     }
@@ -73,7 +73,7 @@ pub(super) fn ovf(dests: &[Dest], load: &[DestLoad], cores: u32) -> Option<usize
 fn highest(dests: &[Dest], ok: impl Fn(&Dest) -> bool) -> Option<usize> {
     let mut best: Option<(usize, u32)> = None;
     for (i, d) in dests.iter().enumerate() {
-        if ok(d) && best.map_or(true, |(_, w)| d.weight > w) {
+        if ok(d) && best.is_none_or(|(_, w)| d.weight > w) {
             best = Some((i, d.weight));
         }
     }
@@ -137,7 +137,7 @@ mod tests {
             rng ^= rng << 13;
             rng ^= rng >> 17;
             rng ^= rng << 5;
-            if live.len() > 300 || rng % 2 == 0 {
+            if live.len() > 300 || rng.is_multiple_of(2) {
                 let k = rng as usize % live.len();
                 let j = live.swap_remove(k);
                 l[j].unbind(true);

@@ -207,7 +207,7 @@ fn set_min(set: &[Member], dests: &[Dest], load: &[DestLoad]) -> Option<usize> {
             continue;
         };
         let (c, w) = (u64::from(load_of(load, d).overhead()), u64::from(d.weight));
-        if best.map_or(true, |(_, bc, bw)| bc * w > c * bw) {
+        if best.is_none_or(|(_, bc, bw)| bc * w > c * bw) {
             best = Some((k, c, w));
         }
     }
@@ -222,7 +222,7 @@ fn set_max(set: &[Member], dests: &[Dest], load: &[DestLoad]) -> Option<usize> {
             continue;
         };
         let (c, w) = (u64::from(load_of(load, d).overhead()), u64::from(d.weight));
-        if best.map_or(true, |(_, bc, bw)| bc * w < c * bw) {
+        if best.is_none_or(|(_, bc, bw)| bc * w < c * bw) {
             best = Some((k, c, w));
         }
     }
@@ -309,4 +309,193 @@ pub(super) fn lblcr(
     let i = least::wlc(dests, load)?;
     t.add(s, i, dests, load, now);
     Some(i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{SchedulerKind, ServiceFlags};
+    use crate::sched::{schedule, SchedConfig, SchedState};
+
+    const HOUR: u64 = 3_600_000;
+
+    fn dest(id: u32, weight: u32) -> Dest {
+        Dest {
+            id: DestId(id),
+            addr: Addr::v4([10, 0, 0, id as u8]),
+            port: 3128,
+            weight,
+        }
+    }
+
+    fn plan(kind: SchedulerKind, dests: Vec<Dest>) -> SchedPlan {
+        SchedPlan::new(kind, ServiceFlags::default(), dests)
+    }
+
+    fn to(daddr: u8, now_ms: u64) -> SchedInput {
+        SchedInput {
+            saddr: Addr::v4([192, 0, 2, 1]),
+            sport: 40000,
+            daddr: Addr::v4([198, 51, 100, daddr]),
+            dport: 80,
+            now_ms,
+        }
+    }
+
+    fn active(counts: &[u32]) -> Vec<DestLoad> {
+        counts
+            .iter()
+            .map(|&a| DestLoad {
+                active: a,
+                ..DestLoad::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn test_lblc_sticks_until_overloaded_in_its_sense() {
+        let p = plan(SchedulerKind::Lblc, vec![dest(0, 10), dest(1, 10)]);
+        let mut st = SchedState::new(&p);
+        // First pick by wlc: the idle server 1.
+        let mut load = active(&[3, 0]);
+        assert_eq!(schedule(&mut st, &p, &load, &to(1, 0)), Some(1));
+        // Now server 1 is far busier than 0, but not above its weight: stay.
+        load = active(&[0, 10]);
+        assert_eq!(schedule(&mut st, &p, &load, &to(1, 1)), Some(1));
+        // Above its weight, while server 0 has under half its weight: re-pick and remember.
+        load = active(&[4, 11]);
+        assert_eq!(schedule(&mut st, &p, &load, &to(1, 2)), Some(0));
+        load = active(&[5, 0]);
+        assert_eq!(schedule(&mut st, &p, &load, &to(1, 3)), Some(0));
+        // Above its weight, but nobody has under half its weight: stay.
+        load = active(&[20, 5]);
+        assert_eq!(schedule(&mut st, &p, &load, &to(1, 4)), Some(0));
+        // Other destinations are independent.
+        assert_eq!(schedule(&mut st, &p, &load, &to(2, 5)), Some(1));
+    }
+
+    #[test]
+    fn test_lblc_leaves_quiesced_and_flagged_overloaded() {
+        let p = plan(SchedulerKind::Lblc, vec![dest(0, 1), dest(1, 1)]);
+        let mut st = SchedState::new(&p);
+        let mut load = active(&[0, 1]);
+        assert_eq!(schedule(&mut st, &p, &load, &to(1, 0)), Some(0));
+        load[0].overloaded = true;
+        assert_eq!(schedule(&mut st, &p, &load, &to(1, 1)), Some(1));
+        // Server 1 is now remembered even once server 0 recovers.
+        load = active(&[0, 1]);
+        assert_eq!(schedule(&mut st, &p, &load, &to(1, 2)), Some(1));
+        let q = plan(SchedulerKind::Lblc, vec![dest(0, 1), dest(1, 0)]);
+        assert_eq!(schedule(&mut st, &q, &load, &to(1, 3)), Some(0));
+    }
+
+    #[test]
+    fn test_lblc_entry_expires() {
+        let p = plan(SchedulerKind::Lblc, vec![dest(0, 1), dest(1, 1)]);
+        let mut st = SchedState::new(&p);
+        assert_eq!(schedule(&mut st, &p, &active(&[1, 0]), &to(1, 0)), Some(1));
+        // Used within 24 h of the last use: kept, though wlc would now say 0.
+        let load = active(&[0, 1]);
+        assert_eq!(schedule(&mut st, &p, &load, &to(1, 23 * HOUR)), Some(1));
+        assert_eq!(schedule(&mut st, &p, &load, &to(1, 46 * HOUR)), Some(1));
+        // Idle for more than 24 h: forgotten, wlc decides again.
+        assert_eq!(schedule(&mut st, &p, &load, &to(1, 71 * HOUR)), Some(0));
+    }
+
+    #[test]
+    fn test_lblc_survives_reindexing() {
+        let p = plan(
+            SchedulerKind::Lblc,
+            vec![dest(0, 1), dest(1, 1), dest(2, 1)],
+        );
+        let mut st = SchedState::new(&p);
+        let mut load = active(&[1, 1, 0]);
+        assert_eq!(schedule(&mut st, &p, &load, &to(9, 0)), Some(2));
+        // Server 0 is removed: server 2 (id 2) is now at index 1 and still remembered.
+        let q = plan(SchedulerKind::Lblc, vec![dest(1, 1), dest(2, 1)]);
+        st.prepare(&q);
+        load = active(&[0, 0, 1]);
+        assert_eq!(schedule(&mut st, &q, &load, &to(9, 1)), Some(1));
+        // And once it is removed too, the destination goes elsewhere.
+        let r = plan(SchedulerKind::Lblc, vec![dest(1, 1)]);
+        assert_eq!(schedule(&mut st, &r, &load, &to(9, 2)), Some(0));
+    }
+
+    #[test]
+    fn test_table_evicts_least_recently_used() {
+        let mut t = LocalityTable::new(4, 1);
+        assert_eq!(t.slots.len(), 4, "one bucket of four ways");
+        let addr = |i: u8| Addr::v4([198, 51, 100, i]);
+        for i in 0..4 {
+            let s = t.claim(&addr(i), u64::from(i));
+            assert!(t.find(&addr(i), 10, HOUR) == Some(s));
+        }
+        t.slots[t.find(&addr(0), 10, HOUR).unwrap()].last_use = 10;
+        t.claim(&addr(4), 11);
+        // Entry 1 was the least recently used.
+        assert!(t.find(&addr(1), 12, HOUR).is_none());
+        for i in [0, 2, 3, 4] {
+            assert!(t.find(&addr(i), 12, HOUR).is_some(), "{i}");
+        }
+    }
+
+    #[test]
+    fn test_lblcr_replicates_then_shrinks() {
+        let cfg = SchedConfig {
+            locality_expiration_ms: HOUR,
+            ..SchedConfig::default()
+        };
+        let ds = vec![dest(0, 10), dest(1, 10), dest(2, 10)];
+        let p =
+            SchedPlan::with_config(SchedulerKind::Lblcr, ServiceFlags::default(), ds, cfg).unwrap();
+        let mut st = SchedState::new(&p);
+        let mut load = active(&[0, 2, 2]);
+        assert_eq!(schedule(&mut st, &p, &load, &to(1, 0)), Some(0));
+        // Server 0 overloaded in the locality sense: server 1 (least loaded) joins the set.
+        load = active(&[11, 2, 3]);
+        assert_eq!(schedule(&mut st, &p, &load, &to(1, 1)), Some(1));
+        let set = |st: &mut SchedState| {
+            let t = st.locality_mut().unwrap();
+            let s = t.find(&to(1, 0).daddr, 2, HOUR).unwrap();
+            let mut ids: Vec<u32> = t.set(s).iter().map(|m| m.id.0).collect();
+            ids.sort_unstable();
+            ids
+        };
+        assert_eq!(set(&mut st), [0, 1]);
+        // The set's least loaded member serves, even though server 2 is idle.
+        load = active(&[3, 4, 0]);
+        assert_eq!(schedule(&mut st, &p, &load, &to(1, 2)), Some(0));
+        load = active(&[5, 4, 0]);
+        assert_eq!(schedule(&mut st, &p, &load, &to(1, 3)), Some(1));
+        // An hour without set changes (the entry still in use): the most loaded member (0)
+        // leaves, 1 serves.
+        assert_eq!(schedule(&mut st, &p, &load, &to(1, HOUR / 2)), Some(1));
+        assert_eq!(set(&mut st), [0, 1]);
+        assert_eq!(schedule(&mut st, &p, &load, &to(1, 1 + HOUR + 1)), Some(1));
+        assert_eq!(set(&mut st), [1]);
+        // A single-member set does not shrink further.
+        assert_eq!(schedule(&mut st, &p, &load, &to(1, 2 * HOUR)), Some(1));
+        assert_eq!(set(&mut st), [1]);
+    }
+
+    #[test]
+    fn test_lblcr_full_set_replaces_most_loaded() {
+        let ds: Vec<_> = (0..10).map(|i| dest(i, 1)).collect();
+        let p = plan(SchedulerKind::Lblcr, ds);
+        let mut st = SchedState::new(&p);
+        // Each round the set's members are all overloaded (2 > 1) and the next server is idle,
+        // so it joins; member k carries load 2 + k so the oldest are the least loaded.
+        let mut load = active(&[0; 10]);
+        for k in 0..10u32 {
+            let got = schedule(&mut st, &p, &load, &to(7, u64::from(k)));
+            assert_eq!(got, Some(k as usize));
+            load[k as usize].active = 2 + k;
+        }
+        let t = st.locality_mut().unwrap();
+        let s = t.find(&to(7, 0).daddr, 20, HOUR).unwrap();
+        let mut ids: Vec<u32> = t.set(s).iter().map(|m| m.id.0).collect();
+        ids.sort_unstable();
+        // Servers 8 and 9 joined a full set of 8, each evicting the most loaded (7, then 8).
+        assert_eq!(ids, [0, 1, 2, 3, 4, 5, 6, 9]);
+    }
 }
