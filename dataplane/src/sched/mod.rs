@@ -242,4 +242,21 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn test_new_plan_with_fewer_servers() {
+        // Cursors left past the end of a shrunken list restart cleanly.
+        for kind in [SchedulerKind::Rr, SchedulerKind::Wrr] {
+            let big = plan(kind, &[3, 3, 3, 3], false);
+            let mut st = SchedState::new(&big);
+            for i in 0..4 {
+                assert_eq!(schedule(&mut st, &big, &[], &input(i)), Some(i as usize));
+            }
+            let small = plan(kind, &[1, 1], false);
+            let picks: Vec<_> = (0..4)
+                .map(|i| schedule(&mut st, &small, &[], &input(i)).unwrap())
+                .collect();
+            assert_eq!(picks, [0, 1, 0, 1], "{kind}");
+        }
+    }
 }

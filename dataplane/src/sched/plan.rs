@@ -84,7 +84,6 @@ impl std::error::Error for PlanError {}
 static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// Everything a scheduler needs that changes only with the configuration.
-#[derive(Debug)]
 pub struct SchedPlan {
     kind: SchedulerKind,
     flags: ServiceFlags,
@@ -212,6 +211,20 @@ impl SchedPlan {
 
     pub(super) fn maglev(&self) -> &[u32] {
         &self.maglev
+    }
+}
+
+impl fmt::Debug for SchedPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The tables are summarised: a Maglev table has tens of thousands of entries.
+        f.debug_struct("SchedPlan")
+            .field("kind", &self.kind)
+            .field("flags", &self.flags)
+            .field("generation", &self.generation)
+            .field("dests", &self.dests)
+            .field("buckets", &self.buckets.len())
+            .field("maglev", &self.maglev.len())
+            .finish_non_exhaustive()
     }
 }
 
