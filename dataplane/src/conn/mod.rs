@@ -30,6 +30,9 @@ mod index;
 pub mod state;
 mod table;
 pub mod template;
+#[cfg(test)]
+mod testutil;
+mod update;
 mod wheel;
 
 use std::fmt;
@@ -37,7 +40,8 @@ use std::fmt;
 pub use entry::{Conn, NewConn};
 pub use hash::{hash_flow, random_seed};
 pub use state::{tcp_flags, ConnState};
-pub use table::{ConnTable, ConnTableConfig, Expired, StateChange};
+pub use table::{ConnTable, ConnTableConfig};
+pub use update::{Expired, StateChange};
 pub use template::{NewTemplate, TemplateKey};
 pub use wheel::SLOTS as WHEEL_SLOTS;
 

@@ -8,8 +8,8 @@
 use super::entry::{flag, Conn, Entry, NewConn};
 use super::hash::{hash_flow, random_seed};
 use super::index::Index;
-use super::state::{tcp_next, ConnState, TcpTable};
-use super::wheel::{Link, Next, Wheel, NIL};
+use super::state::ConnState;
+use super::wheel::{Link, Wheel, NIL};
 use super::{ConnId, Dir, InsertError};
 use crate::flow::{FlowKey, Proto};
 use crate::model::Timeouts;
@@ -17,11 +17,6 @@ use crate::sched::DestLoad;
 
 /// Reply-direction bit of an index reference.
 const REPLY_BIT: u32 = 1 << 31;
-/// Entries moved between wheel slots per removal budget unit in [`ConnTable::expire`].
-const MOVES_PER_REMOVAL: usize = 8;
-/// Moves allowed in any [`ConnTable::expire`] call, whatever the budget.
-const MIN_MOVES: usize = 64;
-
 /// Sizes and settings of a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnTableConfig {
@@ -52,41 +47,16 @@ impl Default for ConnTableConfig {
     }
 }
 
-/// A state transition caused by one packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StateChange {
-    /// State before the packet.
-    pub from: ConnState,
-    /// State after it.
-    pub to: ConnState,
-}
-
-impl StateChange {
-    /// True when the state changed.
-    pub fn changed(&self) -> bool {
-        self.from != self.to
-    }
-}
-
-/// Result of one [`ConnTable::expire`] call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Expired {
-    /// Entries removed.
-    pub removed: usize,
-    /// Stopped by the budget: more may be due, call again.
-    pub more: bool,
-}
-
 /// The connection table of one core. See the module documentation of [`crate::conn`].
 pub struct ConnTable {
     pub(super) slab: Box<[Entry]>,
     /// Head of the free list, threaded through `link.next`.
-    free: u32,
-    len: u32,
+    pub(super) free: u32,
+    pub(super) len: u32,
     pub(super) index: Index,
     pub(super) wheel: Wheel,
     pub(super) loads: Box<[DestLoad]>,
-    timeouts: Timeouts,
+    pub(super) timeouts: Timeouts,
     pub(super) seed: u64,
     pub(super) now_ms: u64,
     core: u16,
@@ -289,109 +259,8 @@ impl ConnTable {
         self.place(conn, false, true, None).map(ConnId)
     }
 
-    /// Updates state, load counts and expiry for a packet of connection `id` travelling in
-    /// `dir`, with `tcp_flags` the TCP header's flag byte (ignored for UDP). `None` when `id` is
-    /// not a live connection.
-    pub fn on_packet(
-        &mut self,
-        id: ConnId,
-        dir: Dir,
-        tcp_flags: u8,
-        now_ms: u64,
-    ) -> Option<StateChange> {
-        self.advance(now_ms);
-        let e = self.slab.get_mut(id.0 as usize)?;
-        let c = &mut e.conn;
-        if !c.is_live() || c.flags & flag::TEMPLATE != 0 {
-            return None;
-        }
-        let from = c.state;
-        let to = tcp_next(from, TcpTable::select(c.mode, dir == Dir::Reply), tcp_flags);
-        if to != from {
-            c.state = to;
-            let was_active = c.flags & flag::ACTIVE != 0;
-            if c.flags & flag::ALIAS == 0 && to.is_active() != was_active {
-                if let Some(load) = self.loads.get_mut(c.dest.index()) {
-                    load.set_active(to.is_active());
-                }
-                c.flags ^= flag::ACTIVE;
-            }
-        }
-        let timeout = to.timeout(&self.timeouts);
-        self.arm(id.0, timeout, now_ms);
-        Some(StateChange { from, to })
-    }
-
-    /// Removes entry `id`; false when it is not in use. A template still held by connections is
-    /// only taken out of the index, and freed when the last of them ends.
-    pub fn remove(&mut self, id: ConnId) -> bool {
-        let Some(c) = self.get(id) else {
-            return false;
-        };
-        if c.is_template() && c.tmpl > 0 {
-            if c.flags & flag::DEAD == 0 {
-                self.unindex(id.0);
-                self.slab[id.0 as usize].conn.flags |= flag::DEAD;
-            }
-            return true;
-        }
-        self.wheel.unlink(&mut self.slab, id.0);
-        self.drop_entry(id.0);
-        true
-    }
-
-    /// Removes at most `budget` entries whose expiry is at or before `now_ms`, calling `f` with
-    /// each (FullNAT frees its local port there). Work is bounded: besides removals, at most
-    /// `8 * budget + 64` not-yet-due entries are refiled in the wheel.
-    pub fn expire(
-        &mut self,
-        now_ms: u64,
-        budget: usize,
-        mut f: impl FnMut(ConnId, &Conn),
-    ) -> Expired {
-        self.advance(now_ms);
-        let mut moves = budget
-            .saturating_mul(MOVES_PER_REMOVAL)
-            .saturating_add(MIN_MOVES);
-        let mut removed = 0;
-        while removed < budget {
-            match self.wheel.next_due(&mut self.slab, now_ms, &mut moves) {
-                Next::Due(id) => {
-                    let conn = self.slab[id as usize].conn;
-                    if conn.is_template() && conn.tmpl > 0 {
-                        // Not expected (held templates expire at u64::MAX); keep it.
-                        self.slab[id as usize].conn.expires_ms = u64::MAX;
-                        self.wheel.link(&mut self.slab, id);
-                        continue;
-                    }
-                    self.drop_entry(id);
-                    f(ConnId(id), &conn);
-                    removed += 1;
-                }
-                Next::Idle => return Expired { removed, more: false },
-                Next::Busy => return Expired { removed, more: true },
-            }
-        }
-        Expired {
-            removed,
-            more: true,
-        }
-    }
-
-    fn advance(&mut self, now_ms: u64) {
+    pub(super) fn advance(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
-    }
-
-    /// Sets the expiry of `id` to `now_ms + timeout_s`, refiling it when that is earlier.
-    pub(super) fn arm(&mut self, id: u32, timeout_s: u32, now_ms: u64) {
-        let c = &mut self.slab[id as usize].conn;
-        let expires = now_ms.saturating_add(u64::from(timeout_s) * 1000);
-        let earlier = expires < c.expires_ms;
-        c.expires_ms = expires;
-        c.timeout_s = timeout_s;
-        if earlier {
-            self.wheel.rearm(&mut self.slab, id);
-        }
     }
 
     /// Takes a free slot, indexes `conn` by the chosen keys (its original key, its reply key,
@@ -463,7 +332,7 @@ impl ConnTable {
     }
 
     /// Frees entry `id` (already out of the wheel): index, load counts, template reference.
-    fn drop_entry(&mut self, id: u32) {
+    pub(super) fn drop_entry(&mut self, id: u32) {
         let c = self.slab[id as usize].conn;
         if c.flags & flag::DEAD == 0 {
             self.unindex(id);
@@ -485,21 +354,6 @@ impl ConnTable {
         }
     }
 
-    /// A connection holding template `t` ended.
-    fn release_template(&mut self, t: u32) {
-        let c = &mut self.slab[t as usize].conn;
-        c.tmpl = c.tmpl.saturating_sub(1);
-        if c.tmpl > 0 {
-            return;
-        }
-        if c.flags & flag::DEAD != 0 {
-            self.wheel.unlink(&mut self.slab, t);
-            self.drop_entry(t);
-        } else {
-            let timeout = c.timeout_s;
-            self.arm(t, timeout, self.now_ms);
-        }
-    }
 }
 
 /// The state a new connection starts in.
@@ -507,5 +361,163 @@ fn initial_state(proto: Proto) -> ConnState {
     match proto {
         Proto::Tcp => ConnState::None,
         Proto::Udp => ConnState::Udp,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::testutil::{new_conn, table};
+    use crate::flow::Addr;
+    use crate::model::FwdMode;
+    use crate::sched::DestId;
+
+    #[test]
+    fn test_bytes_per_conn() {
+        let t = table(1024);
+        assert_eq!(std::mem::size_of::<Entry>(), 112);
+        // 1024 entries share 256 buckets of 64 bytes: 16 bytes each.
+        assert_eq!(t.bytes_per_conn(), 128);
+        assert!(t.bytes_per_conn() <= 128);
+        assert_eq!(
+            t.memory_bytes(),
+            1024 * 112 + 256 * 64 + 4096 * 4 + 4 * std::mem::size_of::<DestLoad>()
+        );
+        assert_eq!(t.capacity(), 1024);
+    }
+
+    #[test]
+    fn test_lookup_both_directions() {
+        let mut t = table(16);
+        let nat = t.insert(new_conn(1, FwdMode::Nat, 1), 0).unwrap();
+        let fnat = t.insert(new_conn(2, FwdMode::FullNat, 2), 0).unwrap();
+        let dr = t.insert(new_conn(3, FwdMode::Dr, 3), 0).unwrap();
+        for id in [nat, fnat, dr] {
+            let c = *t.get(id).unwrap();
+            assert_eq!(t.lookup(&c.orig_key()), Some((id, Dir::Original)));
+            assert_eq!(c.owner, 0);
+            assert!(!c.is_alias() && !c.is_template());
+        }
+        let c = *t.get(nat).unwrap();
+        let reply = c.reply_key();
+        assert_eq!(reply.saddr, Addr::v4([10, 0, 0, 1]));
+        assert_eq!(reply.daddr, c.client);
+        assert_eq!(t.lookup(&reply), Some((nat, Dir::Reply)));
+        let c = *t.get(fnat).unwrap();
+        assert_eq!(c.reply_key().daddr, Addr::v4([10, 0, 1, 1]));
+        assert_eq!(c.reply_key().dport, 5002);
+        assert_eq!(t.lookup(&c.reply_key()), Some((fnat, Dir::Reply)));
+        // DR replies bypass the director: no reply entry.
+        let c = *t.get(dr).unwrap();
+        assert_eq!(t.lookup(&c.reply_key()), None);
+        // Keys read backwards are other flows.
+        assert_eq!(t.lookup(&c.orig_key().reversed()), None);
+        let h = t.hash(&reply);
+        assert_eq!(t.lookup_hashed(h, &reply), Some((nat, Dir::Reply)));
+        assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn test_exists() {
+        let mut t = table(16);
+        t.insert(new_conn(1, FwdMode::FullNat, 1), 0).unwrap();
+        assert_eq!(
+            t.insert(new_conn(1, FwdMode::FullNat, 1), 0),
+            Err(InsertError::Exists)
+        );
+        // Another client taking the same local port towards the same server.
+        let mut n = new_conn(2, FwdMode::FullNat, 1);
+        n.lport = 5001;
+        assert_eq!(t.insert(n, 0), Err(InsertError::Exists));
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.loads()[1].inactive, 1);
+    }
+
+    #[test]
+    fn test_table_full_changes_nothing() {
+        let mut t = table(4);
+        let ids: Vec<ConnId> = (0..4)
+            .map(|i| t.insert(new_conn(i, FwdMode::Nat, 1), 0).unwrap())
+            .collect();
+        let loads = t.loads().to_vec();
+        let extra = new_conn(9, FwdMode::Nat, 2);
+        assert_eq!(t.insert(extra, 0), Err(InsertError::Full));
+        assert_eq!(t.loads(), &loads[..]);
+        assert_eq!(t.loads()[2].conns(), 0);
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.lookup(&extra.into_conn(ConnState::None, 0).orig_key()), None);
+        assert!(t.remove(ids[1]));
+        let id = t.insert(extra, 0).unwrap();
+        assert_eq!(id, ids[1], "the freed slot is reused");
+        assert_eq!(t.loads()[1].inactive, 3);
+        assert_eq!(t.loads()[2].inactive, 1);
+    }
+
+    #[test]
+    fn test_bad_dest_and_template() {
+        let mut t = table(4);
+        assert_eq!(
+            t.insert(new_conn(1, FwdMode::Nat, 4), 0),
+            Err(InsertError::BadDest)
+        );
+        let c = t.insert(new_conn(1, FwdMode::Nat, 1), 0).unwrap();
+        let mut n = new_conn(2, FwdMode::Nat, 1);
+        n.template = Some(c);
+        assert_eq!(t.insert(n, 0), Err(InsertError::BadTemplate));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn test_alias_points_at_owner() {
+        let mut t = ConnTable::new(ConnTableConfig {
+            capacity: 8,
+            core: 3,
+            seed: Some(1),
+            ..ConnTableConfig::default()
+        });
+        let n = new_conn(1, FwdMode::Nat, 1);
+        let a = t
+            .insert_alias(n, 0, ConnState::Established, 1000)
+            .unwrap();
+        let c = *t.get(a).unwrap();
+        assert!(c.is_alias());
+        assert_eq!(c.owner, 0);
+        assert_eq!(c.state(), ConnState::Established);
+        assert_eq!(c.expires_ms(), 901_000);
+        assert_eq!(t.lookup(&c.reply_key()), Some((a, Dir::Reply)));
+        assert_eq!(t.lookup(&c.orig_key()), None);
+        assert_eq!(t.loads()[1], DestLoad::default());
+        // The owner's own entry and the alias cannot share the reply key on one core.
+        assert_eq!(t.insert(n, 1000), Err(InsertError::Exists));
+        assert_eq!(
+            t.insert_alias(new_conn(2, FwdMode::Dr, 1), 0, ConnState::None, 0),
+            Err(InsertError::NoReplyLeg)
+        );
+        assert!(t.remove(a));
+        assert!(t.is_empty());
+        assert_eq!(t.loads()[1], DestLoad::default());
+        let own = t.insert(n, 1000).unwrap();
+        assert_eq!(t.get(own).unwrap().owner, 3);
+    }
+
+    #[test]
+    fn test_iter_listing() {
+        let mut t = table(8);
+        let a = t.insert(new_conn(1, FwdMode::Nat, 1), 5000).unwrap();
+        let mut u = new_conn(2, FwdMode::Nat, 2);
+        u.proto = Proto::Udp;
+        let b = t.insert(u, 5000).unwrap();
+        t.on_packet(a, Dir::Original, crate::conn::tcp_flags::SYN, 6000);
+        let rows: Vec<(ConnId, &'static str, u64, DestId)> = t
+            .iter()
+            .map(|(id, c)| (id, c.state_name(), c.remaining_ms(10_000), c.dest))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (a, "SYN_RECV", 56_000, DestId(1)),
+                (b, "UDP", 295_000, DestId(2)),
+            ]
+        );
     }
 }
