@@ -155,3 +155,184 @@ impl ConnTable {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::tcp_flags::{ACK, FIN, RST, SYN};
+    use crate::conn::testutil::{new_conn, table};
+    use crate::flow::Proto;
+    use crate::model::{FwdMode, Timeouts};
+    use ConnState::*;
+
+    /// Sends one packet and checks the state, (active, inactive) of its server and the expiry.
+    fn step(
+        t: &mut ConnTable,
+        id: ConnId,
+        (dir, flags, now): (Dir, u8, u64),
+        (state, counts, expires): (ConnState, (u32, u32), u64),
+    ) {
+        t.on_packet(id, dir, flags, now).unwrap();
+        let c = *t.get(id).unwrap();
+        let l = t.loads()[c.dest.index()];
+        assert_eq!(
+            (c.state(), (l.active, l.inactive), c.expires_ms()),
+            (state, counts, expires),
+            "packet {flags:#04x} {dir:?} at {now}"
+        );
+        assert_eq!(c.is_active(), state == Established);
+    }
+
+    fn expire_all(t: &mut ConnTable, now: u64) -> Vec<Conn> {
+        let mut out = Vec::new();
+        t.expire(now, usize::MAX, |_, c| out.push(*c));
+        out
+    }
+
+    #[test]
+    fn test_nat_open_close_both_directions() {
+        use Dir::{Original as O, Reply as R};
+        let mut t = table(8);
+        let id = t.insert(new_conn(1, FwdMode::Nat, 1), 0).unwrap();
+        assert_eq!(t.get(id).unwrap().state(), None);
+        assert_eq!(t.get(id).unwrap().expires_ms(), 2000);
+        assert_eq!((t.loads()[1].active, t.loads()[1].inactive), (0, 1));
+        step(&mut t, id, (O, SYN, 100), (SynRecv, (0, 1), 60_100));
+        step(&mut t, id, (R, SYN | ACK, 200), (SynRecv, (0, 1), 60_200));
+        step(&mut t, id, (O, ACK, 300), (Established, (1, 0), 900_300));
+        step(&mut t, id, (O, ACK, 400), (Established, (1, 0), 900_400));
+        step(&mut t, id, (O, FIN | ACK, 500), (CloseWait, (0, 1), 60_500));
+        step(&mut t, id, (R, ACK, 600), (CloseWait, (0, 1), 60_600));
+        step(&mut t, id, (R, FIN | ACK, 700), (TimeWait, (0, 1), 120_700));
+        step(&mut t, id, (O, ACK, 800), (TimeWait, (0, 1), 120_800));
+        assert!(expire_all(&mut t, 120_799).is_empty());
+        let gone = expire_all(&mut t, 120_800);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].state(), TimeWait);
+        assert_eq!(t.loads()[1].conns(), 0);
+        assert!(t.is_empty());
+        assert_eq!(t.lookup(&gone[0].reply_key()), Option::None);
+    }
+
+    #[test]
+    fn test_dr_input_only() {
+        let o = Dir::Original;
+        let mut t = table(8);
+        let id = t.insert(new_conn(1, FwdMode::Dr, 2), 0).unwrap();
+        step(&mut t, id, (o, SYN, 1000), (SynRecv, (0, 1), 61_000));
+        step(&mut t, id, (o, ACK, 2000), (Established, (1, 0), 902_000));
+        step(&mut t, id, (o, FIN | ACK, 3000), (FinWait, (0, 1), 123_000));
+        step(&mut t, id, (o, ACK, 4000), (FinWait, (0, 1), 124_000));
+        assert!(expire_all(&mut t, 123_999).is_empty());
+        assert_eq!(expire_all(&mut t, 124_000).len(), 1);
+        assert_eq!(t.loads()[2].conns(), 0);
+    }
+
+    #[test]
+    fn test_rst_rearms_earlier() {
+        let o = Dir::Original;
+        let mut t = table(8);
+        let id = t.insert(new_conn(1, FwdMode::FullNat, 3), 0).unwrap();
+        step(&mut t, id, (o, SYN, 0), (SynRecv, (0, 1), 60_000));
+        step(&mut t, id, (Dir::Reply, SYN | ACK, 0), (SynRecv, (0, 1), 60_000));
+        step(&mut t, id, (o, ACK, 1000), (Established, (1, 0), 901_000));
+        step(&mut t, id, (o, RST, 5000), (Close, (0, 1), 15_000));
+        assert!(expire_all(&mut t, 14_999).is_empty());
+        let gone = expire_all(&mut t, 15_000);
+        assert_eq!(gone.len(), 1);
+        // FullNAT frees its local port from the callback.
+        assert_eq!(gone[0].lport, 5001);
+        assert_eq!(t.loads()[3].conns(), 0);
+    }
+
+    #[test]
+    fn test_set_timeouts() {
+        let o = Dir::Original;
+        let mut t = table(8);
+        let a = t.insert(new_conn(1, FwdMode::Nat, 1), 0).unwrap();
+        let b = t.insert(new_conn(2, FwdMode::Nat, 1), 0).unwrap();
+        t.on_packet(a, o, SYN, 0).unwrap();
+        t.on_packet(b, o, SYN, 0).unwrap();
+        step(&mut t, a, (o, ACK, 1000), (Established, (1, 1), 901_000));
+        step(&mut t, b, (o, ACK, 1000), (Established, (2, 0), 901_000));
+        t.set_timeouts(Timeouts {
+            tcp_established: 60,
+            ..Timeouts::default()
+        });
+        assert_eq!(t.timeouts().tcp_established, 60);
+        // A packet picks the new timeout up; a silent connection keeps its old expiry.
+        step(&mut t, a, (o, ACK, 2000), (Established, (2, 0), 62_000));
+        assert!(expire_all(&mut t, 61_999).is_empty());
+        assert_eq!(expire_all(&mut t, 62_000).len(), 1);
+        assert_eq!(t.get(b).unwrap().expires_ms(), 901_000);
+        t.set_timeouts(Timeouts {
+            tcp_established: 1800,
+            ..Timeouts::default()
+        });
+        step(&mut t, b, (o, ACK, 3000), (Established, (1, 0), 1_803_000));
+        assert!(expire_all(&mut t, 1_802_999).is_empty());
+        assert_eq!(expire_all(&mut t, 1_803_000).len(), 1);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn test_udp() {
+        let mut t = table(8);
+        let mut n = new_conn(1, FwdMode::Nat, 1);
+        n.proto = Proto::Udp;
+        let id = t.insert(n, 0).unwrap();
+        step(&mut t, id, (Dir::Original, 0, 0), (Udp, (0, 1), 300_000));
+        step(&mut t, id, (Dir::Reply, RST, 10_000), (Udp, (0, 1), 310_000));
+        assert_eq!(t.get(id).unwrap().state_name(), "UDP");
+        assert_eq!(t.get(id).unwrap().timeout_s(), 300);
+        assert!(expire_all(&mut t, 309_999).is_empty());
+        assert_eq!(expire_all(&mut t, 310_000).len(), 1);
+    }
+
+    #[test]
+    fn test_budgeted_expiry() {
+        let mut t = table(16);
+        for i in 0..10 {
+            let mut n = new_conn(i, FwdMode::Nat, 1);
+            n.proto = Proto::Udp;
+            t.insert(n, u64::from(i) * 10).unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut calls = Vec::new();
+        for _ in 0..4 {
+            calls.push(t.expire(400_000, 3, |id, _| seen.push(id)));
+        }
+        let r = |removed, more| Expired { removed, more };
+        assert_eq!(
+            calls,
+            vec![r(3, true), r(3, true), r(3, true), r(1, false)]
+        );
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 10);
+        assert_eq!(t.loads()[1].conns(), 0);
+        assert_eq!(t.expire(400_000, 3, |_, _| {}), r(0, false));
+    }
+
+    #[test]
+    fn test_stale_ids() {
+        let mut t = table(8);
+        let id = t.insert(new_conn(1, FwdMode::Nat, 1), 0).unwrap();
+        assert!(t.remove(id));
+        assert!(!t.remove(id));
+        assert_eq!(t.on_packet(id, Dir::Original, SYN, 0), Option::None);
+        assert_eq!(t.get(id), Option::None);
+        assert_eq!(t.loads()[1].conns(), 0);
+        assert!(expire_all(&mut t, 10_000_000).is_empty());
+    }
+
+    #[test]
+    fn test_state_change_report() {
+        let mut t = table(8);
+        let id = t.insert(new_conn(1, FwdMode::Nat, 1), 0).unwrap();
+        let s = t.on_packet(id, Dir::Original, SYN, 0).unwrap();
+        assert_eq!((s.from, s.to, s.changed()), (None, SynRecv, true));
+        let s = t.on_packet(id, Dir::Original, SYN, 0).unwrap();
+        assert!(!s.changed());
+    }
+}
