@@ -235,7 +235,10 @@ mod tests {
                 (false, ACK, FW),
             ],
         );
-        walk(FwdMode::Tun, &[(false, SYN, SR), (false, ACK, ES), (false, RST, CL)]);
+        walk(
+            FwdMode::Tun,
+            &[(false, SYN, SR), (false, ACK, ES), (false, RST, CL)],
+        );
     }
 
     #[test]

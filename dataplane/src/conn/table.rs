@@ -353,7 +353,6 @@ impl ConnTable {
             self.release_template(t.0);
         }
     }
-
 }
 
 /// The state a new connection starts in.
@@ -445,7 +444,10 @@ mod tests {
         assert_eq!(t.loads(), &loads[..]);
         assert_eq!(t.loads()[2].conns(), 0);
         assert_eq!(t.len(), 4);
-        assert_eq!(t.lookup(&extra.into_conn(ConnState::None, 0).orig_key()), None);
+        assert_eq!(
+            t.lookup(&extra.into_conn(ConnState::None, 0).orig_key()),
+            None
+        );
         assert!(t.remove(ids[1]));
         let id = t.insert(extra, 0).unwrap();
         assert_eq!(id, ids[1], "the freed slot is reused");
@@ -476,9 +478,7 @@ mod tests {
             ..ConnTableConfig::default()
         });
         let n = new_conn(1, FwdMode::Nat, 1);
-        let a = t
-            .insert_alias(n, 0, ConnState::Established, 1000)
-            .unwrap();
+        let a = t.insert_alias(n, 0, ConnState::Established, 1000).unwrap();
         let c = *t.get(a).unwrap();
         assert!(c.is_alias());
         assert_eq!(c.owner, 0);

@@ -176,7 +176,10 @@ mod tests {
         assert_eq!(k.client, Addr::v4([198, 51, 100, 0]));
         let k = TemplateKey::new(3, Addr::v4([198, 51, 100, 77]), 0, 0);
         assert_eq!(k.client, Addr::v4([0, 0, 0, 0]));
-        let v6: Addr = "2001:db8:1:2::5".parse::<std::net::IpAddr>().unwrap().into();
+        let v6: Addr = "2001:db8:1:2::5"
+            .parse::<std::net::IpAddr>()
+            .unwrap()
+            .into();
         let k = TemplateKey::new(3, v6, 48, 0);
         let want: Addr = "2001:db8:1::".parse::<std::net::IpAddr>().unwrap().into();
         assert_eq!(k.client, want);
@@ -199,7 +202,10 @@ mod tests {
         assert_eq!(t.find_template(&TemplateKey::new(1, a, 24, 0)), None);
         assert_eq!(t.insert_template(tmpl(b, 3), 0), Err(InsertError::Exists));
         // A template has no flow keys.
-        assert_eq!(t.lookup(&conn(a, 1, id, 2).into_conn(ConnState::None, 0).orig_key()), None);
+        assert_eq!(
+            t.lookup(&conn(a, 1, id, 2).into_conn(ConnState::None, 0).orig_key()),
+            None
+        );
     }
 
     #[test]

@@ -117,8 +117,18 @@ impl ConnTable {
                     f(ConnId(id), &conn);
                     removed += 1;
                 }
-                Next::Idle => return Expired { removed, more: false },
-                Next::Busy => return Expired { removed, more: true },
+                Next::Idle => {
+                    return Expired {
+                        removed,
+                        more: false,
+                    }
+                }
+                Next::Busy => {
+                    return Expired {
+                        removed,
+                        more: true,
+                    }
+                }
             }
         }
         Expired {
@@ -234,7 +244,12 @@ mod tests {
         let mut t = table(8);
         let id = t.insert(new_conn(1, FwdMode::FullNat, 3), 0).unwrap();
         step(&mut t, id, (o, SYN, 0), (SynRecv, (0, 1), 60_000));
-        step(&mut t, id, (Dir::Reply, SYN | ACK, 0), (SynRecv, (0, 1), 60_000));
+        step(
+            &mut t,
+            id,
+            (Dir::Reply, SYN | ACK, 0),
+            (SynRecv, (0, 1), 60_000),
+        );
         step(&mut t, id, (o, ACK, 1000), (Established, (1, 0), 901_000));
         step(&mut t, id, (o, RST, 5000), (Close, (0, 1), 15_000));
         assert!(expire_all(&mut t, 14_999).is_empty());
@@ -282,7 +297,12 @@ mod tests {
         n.proto = Proto::Udp;
         let id = t.insert(n, 0).unwrap();
         step(&mut t, id, (Dir::Original, 0, 0), (Udp, (0, 1), 300_000));
-        step(&mut t, id, (Dir::Reply, RST, 10_000), (Udp, (0, 1), 310_000));
+        step(
+            &mut t,
+            id,
+            (Dir::Reply, RST, 10_000),
+            (Udp, (0, 1), 310_000),
+        );
         assert_eq!(t.get(id).unwrap().state_name(), "UDP");
         assert_eq!(t.get(id).unwrap().timeout_s(), 300);
         assert!(expire_all(&mut t, 309_999).is_empty());
@@ -303,10 +323,7 @@ mod tests {
             calls.push(t.expire(400_000, 3, |id, _| seen.push(id)));
         }
         let r = |removed, more| Expired { removed, more };
-        assert_eq!(
-            calls,
-            vec![r(3, true), r(3, true), r(3, true), r(1, false)]
-        );
+        assert_eq!(calls, vec![r(3, true), r(3, true), r(3, true), r(1, false)]);
         seen.sort();
         seen.dedup();
         assert_eq!(seen.len(), 10);

@@ -266,6 +266,20 @@ mod tests {
     }
 
     #[test]
+    fn test_link_into_slot_being_walked() {
+        let mut w = Wheel::new(1000);
+        let mut ns = nodes(&[1000, 1000, 1100, 1900]);
+        for id in [3, 0, 1] {
+            w.link(&mut ns, id);
+        }
+        let mut moves = usize::MAX;
+        assert_eq!(w.next_due(&mut ns, 1200, &mut moves), Next::Due(1));
+        // Filed at the head of the slot whose walk is under way: still found in this pass.
+        w.link(&mut ns, 2);
+        assert_eq!(drain(&mut w, &mut ns, 1200), vec![0, 2]);
+    }
+
+    #[test]
     fn test_move_budget() {
         let mut w = Wheel::new(1000);
         let mut ns = nodes(&[1000, 1000, 1000]);
