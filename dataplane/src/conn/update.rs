@@ -90,8 +90,10 @@ impl ConnTable {
     }
 
     /// Removes at most `budget` entries whose expiry is at or before `now_ms`, calling `f` with
-    /// each (FullNAT frees its local port there). Work is bounded: besides removals, at most
-    /// `8 * budget + 64` not-yet-due entries are refiled in the wheel.
+    /// each (FullNAT frees its local port there; templates come by too, see
+    /// [`Conn::is_template`]). Work is bounded: besides removals, at most `8 * budget + 64`
+    /// not-yet-due entries are refiled in the wheel and at most one revolution of slots is
+    /// scanned.
     pub fn expire(
         &mut self,
         now_ms: u64,
