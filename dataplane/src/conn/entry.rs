@@ -1,0 +1,320 @@
+//! What the table stores per connection: the addresses of both legs, the chosen real server,
+//! protocol state and expiry, packed into 104 bytes, plus 8 bytes of timer links.
+
+use super::state::ConnState;
+use super::wheel::{Link, Timed};
+use super::ConnId;
+use crate::flow::{Addr, FlowKey, Proto};
+use crate::model::FwdMode;
+use crate::sched::DestId;
+
+/// Entry flag bits.
+pub(super) mod flag {
+    /// The slot holds a connection, template or alias.
+    pub const LIVE: u8 = 1 << 0;
+    /// Counted in `DestLoad::active`.
+    pub const ACTIVE: u8 = 1 << 1;
+    /// A persistence template.
+    pub const TEMPLATE: u8 = 1 << 2;
+    /// A reply-direction alias of a connection owned by another core.
+    pub const ALIAS: u8 = 1 << 3;
+    /// A template taken out of the index, freed when its last connection ends.
+    pub const DEAD: u8 = 1 << 4;
+    /// The reply key is in the index.
+    pub const REPLY: u8 = 1 << 5;
+    /// The original key is in the index.
+    pub const ORIG: u8 = 1 << 6;
+    /// The connection holds a reference on a template (`Conn::tmpl`).
+    pub const HAS_TEMPLATE: u8 = 1 << 7;
+}
+
+/// A connection as the table records it (`ipvsadm -Lc` shows these), or a persistence template
+/// (client = masked client network, `vport` = persistent port or 0), or a reply-direction alias.
+///
+/// Layout: four addresses (64 B), expiry (8 B), four ports (8 B), dest, service slot, timeout and
+/// template link (16 B), owner core (2 B), protocol, mode, state and flags (4 B) = 102 B,
+/// padded to 104 B.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conn {
+    /// Client address.
+    pub client: Addr,
+    /// Virtual address.
+    pub vip: Addr,
+    /// FullNAT local address (unspecified in other modes).
+    pub local: Addr,
+    /// Real server address.
+    pub real: Addr,
+    pub(super) expires_ms: u64,
+    /// Client port.
+    pub cport: u16,
+    /// Virtual port.
+    pub vport: u16,
+    /// FullNAT local port (0 in other modes).
+    pub lport: u16,
+    /// Real server port.
+    pub rport: u16,
+    /// The real server's stable slot.
+    pub dest: DestId,
+    /// The virtual service's slot.
+    pub svc: u32,
+    pub(super) timeout_s: u32,
+    /// For a connection: its template's id (with `HAS_TEMPLATE`); for a template: the number of
+    /// connections holding it.
+    pub(super) tmpl: u32,
+    /// The core that owns the connection (differs from this core's only for an alias).
+    pub owner: u16,
+    /// Transport protocol.
+    pub proto: Proto,
+    /// Forwarding mode.
+    pub mode: FwdMode,
+    pub(super) state: ConnState,
+    pub(super) flags: u8,
+}
+
+impl Conn {
+    /// A free slab slot.
+    pub(super) const EMPTY: Conn = Conn {
+        client: Addr::UNSPECIFIED,
+        vip: Addr::UNSPECIFIED,
+        local: Addr::UNSPECIFIED,
+        real: Addr::UNSPECIFIED,
+        expires_ms: 0,
+        cport: 0,
+        vport: 0,
+        lport: 0,
+        rport: 0,
+        dest: DestId(0),
+        svc: 0,
+        timeout_s: 0,
+        tmpl: 0,
+        owner: 0,
+        proto: Proto::Tcp,
+        mode: FwdMode::Dr,
+        state: ConnState::None,
+        flags: 0,
+    };
+
+    /// The key of client packets: client → VIP.
+    #[inline]
+    pub fn orig_key(&self) -> FlowKey {
+        FlowKey {
+            saddr: self.client,
+            daddr: self.vip,
+            sport: self.cport,
+            dport: self.vport,
+            proto: self.proto,
+        }
+    }
+
+    /// The key of server packets: real server → client (NAT) or → local address (FullNAT).
+    #[inline]
+    pub fn reply_key(&self) -> FlowKey {
+        let (daddr, dport) = if self.mode == FwdMode::FullNat {
+            (self.local, self.lport)
+        } else {
+            (self.client, self.cport)
+        };
+        FlowKey {
+            saddr: self.real,
+            daddr,
+            sport: self.rport,
+            dport,
+            proto: self.proto,
+        }
+    }
+
+    /// True when replies pass the director (NAT, FullNAT), so the reply key is indexed.
+    #[inline]
+    pub fn has_reply_leg(&self) -> bool {
+        matches!(self.mode, FwdMode::Nat | FwdMode::FullNat)
+    }
+
+    /// The protocol state.
+    #[inline]
+    pub fn state(&self) -> ConnState {
+        self.state
+    }
+
+    /// IPVS's name of the state (templates show as "NONE").
+    pub fn state_name(&self) -> &'static str {
+        self.state.name()
+    }
+
+    /// The timeout armed by the last packet or state change, in seconds.
+    pub fn timeout_s(&self) -> u32 {
+        self.timeout_s
+    }
+
+    /// When the entry expires, in ms (`u64::MAX` for a template held by connections).
+    pub fn expires_ms(&self) -> u64 {
+        self.expires_ms
+    }
+
+    /// Time left at `now_ms` in ms; a template held by connections shows its full timeout.
+    pub fn remaining_ms(&self, now_ms: u64) -> u64 {
+        if self.expires_ms == u64::MAX {
+            u64::from(self.timeout_s) * 1000
+        } else {
+            self.expires_ms.saturating_sub(now_ms)
+        }
+    }
+
+    /// True for a persistence template.
+    pub fn is_template(&self) -> bool {
+        self.flags & flag::TEMPLATE != 0
+    }
+
+    /// True for a reply-direction alias of a connection owned by core [`Conn::owner`].
+    pub fn is_alias(&self) -> bool {
+        self.flags & flag::ALIAS != 0
+    }
+
+    /// True while counted as an active connection of its real server.
+    pub fn is_active(&self) -> bool {
+        self.flags & flag::ACTIVE != 0
+    }
+
+    /// The persistence template this connection holds, if any.
+    pub fn template(&self) -> Option<ConnId> {
+        (self.flags & (flag::TEMPLATE | flag::HAS_TEMPLATE) == flag::HAS_TEMPLATE)
+            .then_some(ConnId(self.tmpl))
+    }
+
+    /// For a template: how many connections hold it.
+    pub fn template_refs(&self) -> u32 {
+        if self.is_template() {
+            self.tmpl
+        } else {
+            0
+        }
+    }
+
+    #[inline]
+    pub(super) fn is_live(&self) -> bool {
+        self.flags & flag::LIVE != 0
+    }
+}
+
+/// What the forwarder knows when it creates a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewConn {
+    /// Transport protocol.
+    pub proto: Proto,
+    /// Client address and port.
+    pub client: Addr,
+    /// Client port.
+    pub cport: u16,
+    /// Virtual address.
+    pub vip: Addr,
+    /// Virtual port.
+    pub vport: u16,
+    /// FullNAT local address (unspecified otherwise).
+    pub local: Addr,
+    /// FullNAT local port (0 otherwise).
+    pub lport: u16,
+    /// Real server address.
+    pub real: Addr,
+    /// Real server port.
+    pub rport: u16,
+    /// Forwarding mode.
+    pub mode: FwdMode,
+    /// The real server's slot.
+    pub dest: DestId,
+    /// The virtual service's slot.
+    pub svc: u32,
+    /// The persistence template the connection was scheduled by.
+    pub template: Option<ConnId>,
+}
+
+impl NewConn {
+    pub(super) fn into_conn(self, state: ConnState, owner: u16) -> Conn {
+        Conn {
+            client: self.client,
+            vip: self.vip,
+            local: self.local,
+            real: self.real,
+            expires_ms: 0,
+            cport: self.cport,
+            vport: self.vport,
+            lport: self.lport,
+            rport: self.rport,
+            dest: self.dest,
+            svc: self.svc,
+            timeout_s: 0,
+            tmpl: 0,
+            owner,
+            proto: self.proto,
+            mode: self.mode,
+            state,
+            flags: flag::LIVE,
+        }
+    }
+}
+
+/// A slab slot: the connection and its timer links (the free list reuses `link.next`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Entry {
+    pub conn: Conn,
+    pub link: Link,
+}
+
+impl Timed for Entry {
+    #[inline]
+    fn link(&mut self) -> &mut Link {
+        &mut self.link
+    }
+    #[inline]
+    fn expires_ms(&self) -> u64 {
+        self.conn.expires_ms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_sizes() {
+        assert_eq!(std::mem::size_of::<Conn>(), 104);
+        assert_eq!(std::mem::size_of::<Entry>(), 112);
+    }
+
+    #[test]
+    fn test_reply_key_by_mode() {
+        let n = NewConn {
+            proto: Proto::Tcp,
+            client: Addr::v4([198, 51, 100, 7]),
+            cport: 40000,
+            vip: Addr::v4([192, 0, 2, 1]),
+            vport: 80,
+            local: Addr::v4([10, 0, 0, 100]),
+            lport: 5000,
+            real: Addr::v4([10, 0, 0, 2]),
+            rport: 8080,
+            mode: FwdMode::Nat,
+            dest: DestId(0),
+            svc: 0,
+            template: None,
+        };
+        let c = n.into_conn(ConnState::None, 0);
+        assert_eq!(c.reply_key().saddr, Addr::v4([10, 0, 0, 2]));
+        assert_eq!(c.reply_key().sport, 8080);
+        assert_eq!(c.reply_key().daddr, Addr::v4([198, 51, 100, 7]));
+        assert_eq!(c.reply_key().dport, 40000);
+        let f = NewConn {
+            mode: FwdMode::FullNat,
+            ..n
+        }
+        .into_conn(ConnState::None, 0);
+        assert_eq!(f.reply_key().daddr, Addr::v4([10, 0, 0, 100]));
+        assert_eq!(f.reply_key().dport, 5000);
+        assert_eq!(f.orig_key().dport, 80);
+        assert!(f.has_reply_leg());
+        assert!(!NewConn {
+            mode: FwdMode::Dr,
+            ..n
+        }
+        .into_conn(ConnState::None, 0)
+        .has_reply_leg());
+    }
+}

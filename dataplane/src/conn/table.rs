@@ -1,0 +1,523 @@
+//! The per-core connection table: a slab of entries addressed by `u32`, a hash index over both
+//! directions, the expiry wheel and the per-real-server load counts.
+//!
+//! Everything is allocated in [`ConnTable::new`]; no operation allocates. Each worker core owns
+//! one table, so nothing here is shared or atomic. The table's clock is the latest `now_ms` any
+//! call passed it; no clock is read.
+
+use super::entry::{flag, Conn, Entry, NewConn};
+use super::hash::{hash_flow, random_seed};
+use super::index::Index;
+use super::state::ConnState;
+use super::wheel::{Link, Wheel, NIL};
+use super::{ConnId, Dir, InsertError};
+use crate::flow::{FlowKey, Proto};
+use crate::model::Timeouts;
+use crate::sched::DestLoad;
+
+/// Reply-direction bit of an index reference.
+const REPLY_BIT: u32 = 1 << 31;
+/// Sizes and settings of a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnTableConfig {
+    /// Entries (connections, persistence templates and aliases), below 2^31.
+    pub capacity: u32,
+    /// Real server slots ([`crate::sched::DestId`] values below this are accepted).
+    pub dest_capacity: u32,
+    /// Protocol timeouts, seconds.
+    pub timeouts: Timeouts,
+    /// Timer wheel tick in ms.
+    pub tick_ms: u32,
+    /// Hash seed; `None` draws a random one.
+    pub seed: Option<u64>,
+    /// The core owning this table (recorded as the owner of its connections).
+    pub core: u16,
+}
+
+impl Default for ConnTableConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 1 << 16,
+            dest_capacity: 1024,
+            timeouts: Timeouts::default(),
+            tick_ms: 1000,
+            seed: None,
+            core: 0,
+        }
+    }
+}
+
+/// The connection table of one core. See the module documentation of [`crate::conn`].
+pub struct ConnTable {
+    pub(super) slab: Box<[Entry]>,
+    /// Head of the free list, threaded through `link.next`.
+    pub(super) free: u32,
+    pub(super) len: u32,
+    pub(super) index: Index,
+    pub(super) wheel: Wheel,
+    pub(super) loads: Box<[DestLoad]>,
+    pub(super) timeouts: Timeouts,
+    pub(super) seed: u64,
+    pub(super) now_ms: u64,
+    core: u16,
+}
+
+impl ConnTable {
+    /// Allocates a table for `cfg.capacity` entries.
+    ///
+    /// # Panics
+    /// When `capacity` is 0 or not below 2^31 (a configuration error, at start-up).
+    pub fn new(cfg: ConnTableConfig) -> ConnTable {
+        assert!(
+            cfg.capacity > 0 && cfg.capacity < REPLY_BIT,
+            "connection table capacity must be in 1..2^31"
+        );
+        let cap = cfg.capacity as usize;
+        let mut slab = vec![
+            Entry {
+                conn: Conn::EMPTY,
+                link: Link::UNLINKED,
+            };
+            cap
+        ]
+        .into_boxed_slice();
+        for (i, e) in slab.iter_mut().enumerate() {
+            e.conn.flags = 0;
+            e.link.next = if i + 1 < cap { i as u32 + 1 } else { NIL };
+        }
+        ConnTable {
+            slab,
+            free: 0,
+            len: 0,
+            // Two keys per connection at most, in 2.5 slots: at most 80 % full.
+            index: Index::new(cap.div_ceil(4)),
+            wheel: Wheel::new(cfg.tick_ms),
+            loads: vec![DestLoad::default(); cfg.dest_capacity as usize].into_boxed_slice(),
+            timeouts: cfg.timeouts,
+            seed: cfg.seed.unwrap_or_else(random_seed),
+            now_ms: 0,
+            core: cfg.core,
+        }
+    }
+
+    /// Entries in use (connections, templates and aliases).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// True when no entry is in use.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Entries the table can hold.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.slab.len()
+    }
+
+    /// Bytes per entry including its share of the index: 112 + 16 = 128 when the capacity is a
+    /// multiple of 4.
+    pub fn bytes_per_conn(&self) -> usize {
+        std::mem::size_of::<Entry>() + self.index.memory_bytes() / self.capacity()
+    }
+
+    /// All bytes held: slab, index, wheel and load counts.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.slab)
+            + self.index.memory_bytes()
+            + self.wheel.memory_bytes()
+            + std::mem::size_of_val(&*self.loads)
+    }
+
+    /// The core this table belongs to.
+    pub fn core(&self) -> u16 {
+        self.core
+    }
+
+    /// The current timeouts.
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// Replaces the timeouts (`ipvsadm --set`); like IPVS, each connection picks them up at its
+    /// next packet.
+    pub fn set_timeouts(&mut self, t: Timeouts) {
+        self.timeouts = t;
+    }
+
+    /// Per-real-server counts of this core, indexed by [`crate::sched::DestId`].
+    #[inline]
+    pub fn loads(&self) -> &[DestLoad] {
+        &self.loads
+    }
+
+    /// The counts, for threshold updates (`DestLoad::set_thresholds`).
+    pub fn loads_mut(&mut self) -> &mut [DestLoad] {
+        &mut self.loads
+    }
+
+    /// The index hash of a flow key (for hashing a burst before looking it up).
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        hash_flow(self.seed, key)
+    }
+
+    /// The connection a packet with this key belongs to, and the direction it travels.
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey) -> Option<(ConnId, Dir)> {
+        self.lookup_hashed(self.hash(key), key)
+    }
+
+    /// [`ConnTable::lookup`] with the hash from [`ConnTable::hash`].
+    #[inline]
+    pub fn lookup_hashed(&self, hash: u64, key: &FlowKey) -> Option<(ConnId, Dir)> {
+        let slab = &self.slab;
+        let r = self.index.find(hash, |r| {
+            slab.get((r & !REPLY_BIT) as usize).is_some_and(|e| {
+                if r & REPLY_BIT != 0 {
+                    e.conn.reply_key() == *key
+                } else {
+                    e.conn.flags & flag::TEMPLATE == 0 && e.conn.orig_key() == *key
+                }
+            })
+        })?;
+        let dir = if r & REPLY_BIT != 0 {
+            Dir::Reply
+        } else {
+            Dir::Original
+        };
+        Some((ConnId(r & !REPLY_BIT), dir))
+    }
+
+    /// The entry `id`, if in use.
+    #[inline]
+    pub fn get(&self, id: ConnId) -> Option<&Conn> {
+        self.slab
+            .get(id.0 as usize)
+            .map(|e| &e.conn)
+            .filter(|c| c.is_live())
+    }
+
+    /// Every entry in use, for listings (`ipvsadm -Lc`).
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> + '_ {
+        self.slab
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.conn.is_live())
+            .map(|(i, e)| (ConnId(i as u32), &e.conn))
+    }
+
+    /// Records a new connection in state NONE (TCP) or UDP, counted inactive on its real server,
+    /// indexed by its original key and, for NAT and FullNAT, its reply key.
+    pub fn insert(&mut self, n: NewConn, now_ms: u64) -> Result<ConnId, InsertError> {
+        self.advance(now_ms);
+        if n.dest.index() >= self.loads.len() {
+            return Err(InsertError::BadDest);
+        }
+        if let Some(t) = n.template {
+            let ok = self.get(t).is_some_and(|c| {
+                c.flags & (flag::TEMPLATE | flag::DEAD) == flag::TEMPLATE && c.proto == n.proto
+            });
+            if !ok {
+                return Err(InsertError::BadTemplate);
+            }
+        }
+        let conn = self.fresh(n.into_conn(initial_state(n.proto), self.core), now_ms);
+        let id = self.place(conn, true, conn.has_reply_leg(), None)?;
+        self.loads[n.dest.index()].bind(false);
+        if let Some(t) = n.template {
+            let c = &mut self.slab[t.0 as usize].conn;
+            c.tmpl += 1;
+            // Held templates never expire (a later expiry needs no refiling).
+            c.expires_ms = u64::MAX;
+            let c = &mut self.slab[id as usize].conn;
+            c.tmpl = t.0;
+            c.flags |= flag::HAS_TEMPLATE;
+        }
+        Ok(ConnId(id))
+    }
+
+    /// Records a reply-direction alias of a connection owned by core `owner`: indexed only by
+    /// its reply key, not counted in the loads, expiring by `state`'s timeout unless refreshed
+    /// with [`ConnTable::on_packet`].
+    pub fn insert_alias(
+        &mut self,
+        n: NewConn,
+        owner: u16,
+        state: ConnState,
+        now_ms: u64,
+    ) -> Result<ConnId, InsertError> {
+        self.advance(now_ms);
+        let mut conn = self.fresh(n.into_conn(state, owner), now_ms);
+        if !conn.has_reply_leg() {
+            return Err(InsertError::NoReplyLeg);
+        }
+        conn.flags |= flag::ALIAS;
+        self.place(conn, false, true, None).map(ConnId)
+    }
+
+    pub(super) fn advance(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+    }
+
+    /// Takes a free slot, indexes `conn` by the chosen keys (its original key, its reply key,
+    /// a template hash) and arms its timer. Nothing changes on error.
+    pub(super) fn place(
+        &mut self,
+        mut conn: Conn,
+        orig: bool,
+        reply: bool,
+        template_hash: Option<u64>,
+    ) -> Result<u32, InsertError> {
+        let oh = self.hash(&conn.orig_key());
+        let rh = self.hash(&conn.reply_key());
+        if orig && self.lookup_hashed(oh, &conn.orig_key()).is_some()
+            || reply && self.lookup_hashed(rh, &conn.reply_key()).is_some()
+        {
+            return Err(InsertError::Exists);
+        }
+        let id = self.free;
+        let Some(e) = self.slab.get_mut(id as usize) else {
+            return Err(InsertError::Full);
+        };
+        let keys = [
+            template_hash.map(|h| (h, id)),
+            orig.then_some((oh, id)),
+            reply.then_some((rh, id | REPLY_BIT)),
+        ];
+        for (i, &(h, r)) in keys.iter().flatten().enumerate() {
+            if self.index.insert(h, r).is_err() {
+                for &(h, r) in keys.iter().flatten().take(i) {
+                    self.index.remove(h, r);
+                }
+                return Err(InsertError::Full);
+            }
+        }
+        self.free = e.link.next;
+        if orig {
+            conn.flags |= flag::ORIG;
+        }
+        if reply {
+            conn.flags |= flag::REPLY;
+        }
+        e.conn = conn;
+        self.len += 1;
+        self.wheel.link(&mut self.slab, id);
+        Ok(id)
+    }
+
+    /// `conn` with the timeout of its state armed from `now_ms`.
+    pub(super) fn fresh(&self, mut conn: Conn, now_ms: u64) -> Conn {
+        conn.timeout_s = conn.state.timeout(&self.timeouts);
+        conn.expires_ms = now_ms.saturating_add(u64::from(conn.timeout_s) * 1000);
+        conn
+    }
+
+    /// Takes entry `id` out of the index.
+    pub(super) fn unindex(&mut self, id: u32) {
+        let c = self.slab[id as usize].conn;
+        if c.flags & flag::TEMPLATE != 0 {
+            let h = self.template_hash_of(&c);
+            self.index.remove(h, id);
+        }
+        if c.flags & flag::ORIG != 0 {
+            self.index.remove(self.hash(&c.orig_key()), id);
+        }
+        if c.flags & flag::REPLY != 0 {
+            self.index.remove(self.hash(&c.reply_key()), id | REPLY_BIT);
+        }
+    }
+
+    /// Frees entry `id` (already out of the wheel): index, load counts, template reference.
+    pub(super) fn drop_entry(&mut self, id: u32) {
+        let c = self.slab[id as usize].conn;
+        if c.flags & flag::DEAD == 0 {
+            self.unindex(id);
+        }
+        if let Some(load) = self.loads.get_mut(c.dest.index()) {
+            if c.flags & flag::TEMPLATE != 0 {
+                load.persistent = load.persistent.saturating_sub(1);
+            } else if c.flags & flag::ALIAS == 0 {
+                load.unbind(c.flags & flag::ACTIVE != 0);
+            }
+        }
+        let e = &mut self.slab[id as usize];
+        e.conn.flags = 0;
+        e.link.next = self.free;
+        self.free = id;
+        self.len -= 1;
+        if let Some(t) = c.template() {
+            self.release_template(t.0);
+        }
+    }
+}
+
+/// The state a new connection starts in.
+fn initial_state(proto: Proto) -> ConnState {
+    match proto {
+        Proto::Tcp => ConnState::None,
+        Proto::Udp => ConnState::Udp,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::testutil::{new_conn, table};
+    use crate::flow::Addr;
+    use crate::model::FwdMode;
+    use crate::sched::DestId;
+
+    #[test]
+    fn test_bytes_per_conn() {
+        let t = table(1024);
+        assert_eq!(std::mem::size_of::<Entry>(), 112);
+        // 1024 entries share 256 buckets of 64 bytes: 16 bytes each.
+        assert_eq!(t.bytes_per_conn(), 128);
+        assert!(t.bytes_per_conn() <= 128);
+        assert_eq!(
+            t.memory_bytes(),
+            1024 * 112 + 256 * 64 + 4096 * 4 + 4 * std::mem::size_of::<DestLoad>()
+        );
+        assert_eq!(t.capacity(), 1024);
+    }
+
+    #[test]
+    fn test_lookup_both_directions() {
+        let mut t = table(16);
+        let nat = t.insert(new_conn(1, FwdMode::Nat, 1), 0).unwrap();
+        let fnat = t.insert(new_conn(2, FwdMode::FullNat, 2), 0).unwrap();
+        let dr = t.insert(new_conn(3, FwdMode::Dr, 3), 0).unwrap();
+        for id in [nat, fnat, dr] {
+            let c = *t.get(id).unwrap();
+            assert_eq!(t.lookup(&c.orig_key()), Some((id, Dir::Original)));
+            assert_eq!(c.owner, 0);
+            assert!(!c.is_alias() && !c.is_template());
+        }
+        let c = *t.get(nat).unwrap();
+        let reply = c.reply_key();
+        assert_eq!(reply.saddr, Addr::v4([10, 0, 0, 1]));
+        assert_eq!(reply.daddr, c.client);
+        assert_eq!(t.lookup(&reply), Some((nat, Dir::Reply)));
+        let c = *t.get(fnat).unwrap();
+        assert_eq!(c.reply_key().daddr, Addr::v4([10, 0, 1, 1]));
+        assert_eq!(c.reply_key().dport, 5002);
+        assert_eq!(t.lookup(&c.reply_key()), Some((fnat, Dir::Reply)));
+        // DR replies bypass the director: no reply entry.
+        let c = *t.get(dr).unwrap();
+        assert_eq!(t.lookup(&c.reply_key()), None);
+        // Keys read backwards are other flows.
+        assert_eq!(t.lookup(&c.orig_key().reversed()), None);
+        let h = t.hash(&reply);
+        assert_eq!(t.lookup_hashed(h, &reply), Some((nat, Dir::Reply)));
+        assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn test_exists() {
+        let mut t = table(16);
+        t.insert(new_conn(1, FwdMode::FullNat, 1), 0).unwrap();
+        assert_eq!(
+            t.insert(new_conn(1, FwdMode::FullNat, 1), 0),
+            Err(InsertError::Exists)
+        );
+        // Another client taking the same local port towards the same server.
+        let mut n = new_conn(2, FwdMode::FullNat, 1);
+        n.lport = 5001;
+        assert_eq!(t.insert(n, 0), Err(InsertError::Exists));
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.loads()[1].inactive, 1);
+    }
+
+    #[test]
+    fn test_table_full_changes_nothing() {
+        let mut t = table(4);
+        let ids: Vec<ConnId> = (0..4)
+            .map(|i| t.insert(new_conn(i, FwdMode::Nat, 1), 0).unwrap())
+            .collect();
+        let loads = t.loads().to_vec();
+        let extra = new_conn(9, FwdMode::Nat, 2);
+        assert_eq!(t.insert(extra, 0), Err(InsertError::Full));
+        assert_eq!(t.loads(), &loads[..]);
+        assert_eq!(t.loads()[2].conns(), 0);
+        assert_eq!(t.len(), 4);
+        assert_eq!(
+            t.lookup(&extra.into_conn(ConnState::None, 0).orig_key()),
+            None
+        );
+        assert!(t.remove(ids[1]));
+        let id = t.insert(extra, 0).unwrap();
+        assert_eq!(id, ids[1], "the freed slot is reused");
+        assert_eq!(t.loads()[1].inactive, 3);
+        assert_eq!(t.loads()[2].inactive, 1);
+    }
+
+    #[test]
+    fn test_bad_dest_and_template() {
+        let mut t = table(4);
+        assert_eq!(
+            t.insert(new_conn(1, FwdMode::Nat, 4), 0),
+            Err(InsertError::BadDest)
+        );
+        let c = t.insert(new_conn(1, FwdMode::Nat, 1), 0).unwrap();
+        let mut n = new_conn(2, FwdMode::Nat, 1);
+        n.template = Some(c);
+        assert_eq!(t.insert(n, 0), Err(InsertError::BadTemplate));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn test_alias_points_at_owner() {
+        let mut t = ConnTable::new(ConnTableConfig {
+            capacity: 8,
+            core: 3,
+            seed: Some(1),
+            ..ConnTableConfig::default()
+        });
+        let n = new_conn(1, FwdMode::Nat, 1);
+        let a = t.insert_alias(n, 0, ConnState::Established, 1000).unwrap();
+        let c = *t.get(a).unwrap();
+        assert!(c.is_alias());
+        assert_eq!(c.owner, 0);
+        assert_eq!(c.state(), ConnState::Established);
+        assert_eq!(c.expires_ms(), 901_000);
+        assert_eq!(t.lookup(&c.reply_key()), Some((a, Dir::Reply)));
+        assert_eq!(t.lookup(&c.orig_key()), None);
+        assert_eq!(t.loads()[1], DestLoad::default());
+        // The owner's own entry and the alias cannot share the reply key on one core.
+        assert_eq!(t.insert(n, 1000), Err(InsertError::Exists));
+        assert_eq!(
+            t.insert_alias(new_conn(2, FwdMode::Dr, 1), 0, ConnState::None, 0),
+            Err(InsertError::NoReplyLeg)
+        );
+        assert!(t.remove(a));
+        assert!(t.is_empty());
+        assert_eq!(t.loads()[1], DestLoad::default());
+        let own = t.insert(n, 1000).unwrap();
+        assert_eq!(t.get(own).unwrap().owner, 3);
+    }
+
+    #[test]
+    fn test_iter_listing() {
+        let mut t = table(8);
+        let a = t.insert(new_conn(1, FwdMode::Nat, 1), 5000).unwrap();
+        let mut u = new_conn(2, FwdMode::Nat, 2);
+        u.proto = Proto::Udp;
+        let b = t.insert(u, 5000).unwrap();
+        t.on_packet(a, Dir::Original, crate::conn::tcp_flags::SYN, 6000);
+        let rows: Vec<(ConnId, &'static str, u64, DestId)> = t
+            .iter()
+            .map(|(id, c)| (id, c.state_name(), c.remaining_ms(10_000), c.dest))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (a, "SYN_RECV", 56_000, DestId(1)),
+                (b, "UDP", 295_000, DestId(2)),
+            ]
+        );
+    }
+}
