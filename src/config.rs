@@ -354,10 +354,9 @@ impl Config {
         parts.join(",")
     }
 
-    /// The full EAL argument vector (program name first).
+    /// The EAL arguments (without the program name).
     pub fn eal_args(&self) -> Vec<String> {
         let mut args = vec![
-            "ironvs".to_string(),
             format!("--lcores={}", self.lcores_arg()),
             "--main-lcore=0".to_string(),
             format!("--file-prefix={}", self.eal.file_prefix),

@@ -4,9 +4,13 @@
 
 mod build_info;
 mod config;
+mod daemon;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use clap::Parser;
 
@@ -36,5 +40,18 @@ fn main() -> ExitCode {
         println!("{}: ok ({} port(s), {} worker(s))", args.config.display(), cfg.ports.len(), cfg.cpu.workers);
         return ExitCode::SUCCESS;
     }
-    ExitCode::SUCCESS
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&stop)) {
+            eprintln!("ironvs: cannot install a handler for signal {sig}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match daemon::run(&cfg, stop) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ironvs: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
