@@ -241,7 +241,7 @@ impl Port {
         Port::claim(PortId(id), Some(cname), Vec::new())
     }
 
-    /// Creates a port named `name` whose RX queue i reads `rx_rings[i]` and TX queue i writes
+    /// Creates a port (ethdev name `net_ring_<name>`) whose RX queue i reads `rx_rings[i]` and TX queue i writes
     /// `tx_rings[i]` (`rte_eth_from_rings`). Two such ports cross-connected through the same
     /// two rings form a wire.
     pub fn from_rings(name: &str, rx_rings: &[&Ring], tx_rings: &[&Ring]) -> Result<Port> {
@@ -274,7 +274,9 @@ impl Port {
             .map(|r| (*r).clone())
             .collect();
         let id = u16::try_from(ret).map_err(|_| Error::InvalidConfig("port id out of range"))?;
-        Port::claim(PortId(id), Some(cname), rings)
+        // DPDK names the vdev and its ethdev `net_ring_<name>`; removed again on drop.
+        let vdev = CString::new(format!("net_ring_{name}")).map_err(|_| Error::InvalidName)?;
+        Port::claim(PortId(id), Some(vdev), rings)
     }
 
     fn claim(id: PortId, vdev: Option<CString>, rings: Vec<Ring>) -> Result<Port> {
