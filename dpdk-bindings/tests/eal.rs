@@ -427,3 +427,93 @@ fn test_lcore_launch_runs_closure_and_reports_panic() {
         Error::NotWorker(LcoreId(7))
     );
 }
+
+/// A classic little-endian pcap file (Ethernet link type) holding `frames`.
+fn pcap_file(frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for word in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        out.extend_from_slice(&word.to_le_bytes());
+    }
+    for (i, f) in frames.iter().enumerate() {
+        for word in [i as u32, 0, f.len() as u32, f.len() as u32] {
+            out.extend_from_slice(&word.to_le_bytes());
+        }
+        out.extend_from_slice(f);
+    }
+    out
+}
+
+/// The packets of a pcap file written by DPDK (microsecond, little-endian).
+fn pcap_frames(file: &[u8]) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    let mut at = 24;
+    while at + 16 <= file.len() {
+        let incl = u32::from_le_bytes(file[at + 8..at + 12].try_into().unwrap()) as usize;
+        frames.push(file[at + 16..at + 16 + incl].to_vec());
+        at += 16 + incl;
+    }
+    frames
+}
+
+#[test]
+fn test_pcap_port_stats_count_packets_and_bytes() {
+    let Some(_eal) = eal() else { return };
+    let pool = pool("t_pcap", 127);
+    let dir = std::env::temp_dir();
+    let (rx_file, tx_file) = (
+        dir.join(format!("ironvs-test-{}-in.pcap", std::process::id())),
+        dir.join(format!("ironvs-test-{}-out.pcap", std::process::id())),
+    );
+    let frames = [frame(1, 60), frame(2, 342), frame(3, 1514)];
+    let total: usize = frames.iter().map(Vec::len).sum();
+    std::fs::write(&rx_file, pcap_file(&frames)).unwrap();
+    let devargs = format!(
+        "net_pcap7,rx_pcap={},tx_pcap={}",
+        rx_file.display(),
+        tx_file.display()
+    );
+    let port = started(Port::attach_vdev(&devargs).unwrap(), &pool, &small_cfg());
+
+    let mut burst = MbufBurst::<32>::new();
+    assert_eq!(port.rx_burst(Q0, &mut burst), 3);
+    let got: Vec<Vec<u8>> = (0..3)
+        .map(|i| burst.get(i).unwrap().data().to_vec())
+        .collect();
+    assert_eq!(got, frames);
+    assert_eq!(port.tx_burst(Q0, &mut burst), 3);
+    let stats = port.stats().unwrap();
+    assert_eq!((stats.ipackets, stats.ibytes), (3, total as u64));
+    assert_eq!((stats.opackets, stats.obytes), (3, total as u64));
+    assert_eq!((stats.ierrors, stats.oerrors, stats.rx_nombuf), (0, 0, 0));
+    drop(port); // closes the dumper, flushing the file
+    assert_eq!(pcap_frames(&std::fs::read(&tx_file).unwrap()), frames);
+    assert_eq!(pool.in_use(), 0);
+    let _ = std::fs::remove_file(rx_file);
+    let _ = std::fs::remove_file(tx_file);
+}
+
+#[test]
+fn test_rss_request_is_masked_to_device_support() {
+    let Some(_eal) = eal() else { return };
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        eprintln!("skipped: /dev/net/tun missing (net_tap)");
+        return;
+    }
+    let pool = pool("t_rss", 255);
+    let mut port = Port::attach_vdev(&format!("net_tap3,iface=ivt{}", std::process::id())).unwrap();
+    let supported = port.info().unwrap().flow_type_rss_offloads;
+    let wanted = rss_hf::IPV4 | rss_hf::IPV4_TCP | rss_hf::IPV6_UDP | (1 << 63);
+    let cfg = PortConfig {
+        rx_queues: 2,
+        tx_queues: 2,
+        rss: Some(RssConfig {
+            key: [0x6d, 0x5a].repeat(20).try_into().unwrap(),
+            hf: wanted,
+        }),
+        ..small_cfg()
+    };
+    port.configure(&cfg, &pool).unwrap();
+    assert_ne!(supported & rss_hf::IPV4_TCP, 0);
+    assert_eq!(port.rss_hf(), wanted & supported);
+    assert_eq!((port.rx_queues(), port.tx_queues()), (2, 2));
+}
