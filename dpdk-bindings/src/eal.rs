@@ -45,7 +45,8 @@ impl Eal {
         // this crate.
         let ret = unsafe { sys::rte_eal_init(argc, argv.as_mut_ptr()) };
         if ret < 0 {
-            let err = EalError::from_errno(Errno::last());
+            let no_huge = args.iter().any(|a| a.as_ref() == "--no-huge");
+            let err = EalError::from_init(Errno::last(), no_huge, hugepages_total());
             if err != EalError::AlreadyInitialised {
                 // DPDK allows another attempt after most failures (e.g. retry with --no-huge).
                 INITIALISED.store(false, Ordering::Release);
@@ -91,6 +92,15 @@ impl Eal {
     pub fn version(&self) -> &'static str {
         crate::dpdk_version()
     }
+}
+
+/// `HugePages_Total` from /proc/meminfo (pages of the default size reserved), if readable.
+fn hugepages_total() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("HugePages_Total:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 impl Drop for Eal {

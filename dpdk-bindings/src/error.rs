@@ -203,17 +203,28 @@ pub enum EalError {
 
 impl EalError {
     /// Classifies the `rte_errno` that `rte_eal_init` left behind.
+    ///
+    /// Observed with DPDK 22.11: no hugepages reserved → `EACCES` (see [`Self::from_init`]), an
+    /// unknown `--vdev` driver → `ENODEV`, bad or conflicting options → `EINVAL`.
     pub fn from_errno(errno: Errno) -> EalError {
         match errno.0 {
             libc::EALREADY => EalError::AlreadyInitialised,
-            libc::ENOMEM | libc::ENODEV => EalError::Hugepages(errno),
+            libc::ENOMEM => EalError::Hugepages(errno),
             libc::EACCES | libc::EPERM => EalError::Permission(errno),
             libc::EINVAL => EalError::InvalidArguments(errno),
-            // EAL reports a failed bus probe (a bad --vdev or an unbound PCI device) as ENOTSUP
-            // and a missing PCI bus as EPROTO.
-            libc::ENOTSUP | libc::EPROTO | libc::ENOENT => EalError::NoDevice(errno),
+            // A failed device probe (unknown vdev driver, unbound PCI device), a missing PCI bus.
+            libc::ENODEV | libc::ENOTSUP | libc::EPROTO | libc::ENOENT => EalError::NoDevice(errno),
             _ => EalError::Other(errno),
         }
+    }
+
+    /// Like [`Self::from_errno`], but tells a missing hugepage reservation from a permission
+    /// problem: EAL reports both as `EACCES`.
+    pub fn from_init(errno: Errno, no_huge: bool, hugepages_total: Option<u64>) -> EalError {
+        if errno.0 == libc::EACCES && !no_huge && hugepages_total == Some(0) {
+            return EalError::Hugepages(errno);
+        }
+        EalError::from_errno(errno)
     }
 }
 
@@ -313,6 +324,23 @@ mod tests {
         assert_eq!(
             EalError::from_errno(Errno(libc::EIO)),
             EalError::Other(Errno(libc::EIO))
+        );
+        assert_eq!(
+            EalError::from_errno(Errno(libc::ENODEV)),
+            EalError::NoDevice(Errno(libc::ENODEV))
+        );
+        let eacces = Errno(libc::EACCES);
+        assert_eq!(
+            EalError::from_init(eacces, false, Some(0)),
+            EalError::Hugepages(eacces)
+        );
+        assert_eq!(
+            EalError::from_init(eacces, false, Some(512)),
+            EalError::Permission(eacces)
+        );
+        assert_eq!(
+            EalError::from_init(eacces, true, Some(0)),
+            EalError::Permission(eacces)
         );
     }
 
