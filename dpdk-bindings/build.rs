@@ -28,8 +28,8 @@ fn main() {
     for lib in EXTRA_LIBS {
         println!("cargo:rustc-link-lib=dylib={lib}");
     }
-    // Make the driver libraries resolvable at run time even when DPDK lives outside the default
-    // search path (e.g. a self-built DPDK under /usr/local).
+    // Let this crate's tests find a DPDK outside the default search path (e.g. /usr/local);
+    // link args do not propagate, so binaries of dependents rely on ld.so.conf for that case.
     for dir in &dpdk.link_paths {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
     }

@@ -59,6 +59,21 @@ pub fn dpdk_version() -> &'static str {
 mod tests {
     use super::*;
 
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+
+    #[test]
+    fn test_thread_safety_contract() {
+        // Shared by every worker: port (per-queue flags), pool, ring, EAL token.
+        send_sync::<Port>();
+        send_sync::<Mempool>();
+        send_sync::<Ring>();
+        send_sync::<Eal>();
+        // Owned packets move between cores but are never shared.
+        send::<Mbuf>();
+        send::<MbufBurst>();
+    }
+
     #[test]
     fn test_versions_agree() {
         // rte_version() is "DPDK 22.11.11"; pkg-config reports "22.11.11".
