@@ -332,7 +332,10 @@ mod tests {
             reference_sum(&flat)
         );
         let flat4 = [10, 0, 0, 1, 10, 0, 0, 2, 0, 17, 0x01, 0x00];
-        assert_eq!(pseudo_v4([10, 0, 0, 1], [10, 0, 0, 2], 17, 256), reference_sum(&flat4));
+        assert_eq!(
+            pseudo_v4([10, 0, 0, 1], [10, 0, 0, 2], 17, 256),
+            reference_sum(&flat4)
+        );
     }
 
     #[test]

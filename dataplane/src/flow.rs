@@ -18,7 +18,9 @@ impl Addr {
     /// An IPv4 address from its four octets.
     #[inline]
     pub const fn v4(o: [u8; 4]) -> Addr {
-        Addr([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, o[0], o[1], o[2], o[3]])
+        Addr([
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, o[0], o[1], o[2], o[3],
+        ])
     }
 
     /// An IPv6 address from its sixteen octets.

@@ -14,7 +14,11 @@ pub struct ParseNameError {
 
 impl fmt::Display for ParseNameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown {}; expected one of: {}", self.what, self.expected)
+        write!(
+            f,
+            "unknown {}; expected one of: {}",
+            self.what, self.expected
+        )
     }
 }
 

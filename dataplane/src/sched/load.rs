@@ -145,7 +145,10 @@ mod tests {
         assert!(l.overloaded);
         l.unbind(true);
         l.unbind(true);
-        assert!(l.overloaded, "1 connection is not below the lower threshold 1");
+        assert!(
+            l.overloaded,
+            "1 connection is not below the lower threshold 1"
+        );
         l.unbind(true);
         assert!(!l.overloaded);
         assert_eq!(l.overhead(), 0);
