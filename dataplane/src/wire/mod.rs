@@ -10,7 +10,10 @@
 //! `new_checked` validates the buffer **once**: after it returns `Ok`, no getter or setter of that
 //! view can panic, whatever the bytes say. Length-like fields that accessors rely on (IHL, total
 //! length, TCP data offset, ...) are part of that check. `new_unchecked` skips it and is only for
-//! buffers the caller has already checked (or is about to fill with `emit`).
+//! buffers the caller has already checked (or is about to fill with `emit`). Setters that change
+//! such a length field (`set_total_len`, `set_header_len`, `set_payload_len`, an ethertype of
+//! 0x8100, ...) void the guarantee for that view until the buffer is checked again; the rewrite
+//! helpers the forwarder uses per packet (addresses, ports, TTL) never touch them.
 //!
 //! Emit helpers take `&mut [u8]`, check its length once, and return [`EmitError`] rather than
 //! panic. Hot-path errors are small `Copy` enums usable as counter indices ([`ParseError::index`]).
