@@ -425,7 +425,10 @@ addresses = ["192.0.2.1/24", "2001:db8::1/64"]
     fn test_unknown_key_and_bad_address_are_located() {
         let bad = GOOD.replace("worker_cpus", "worker_cpu");
         let err = Config::parse(&bad, "t.toml").unwrap_err().to_string();
-        assert!(err.contains("line 7") && err.contains("unknown field"), "{err}");
+        assert!(
+            err.contains("line 7") && err.contains("unknown field"),
+            "{err}"
+        );
         let bad = GOOD.replace("192.0.2.1/24", "192.0.2.1/33");
         let err = Config::parse(&bad, "t.toml").unwrap_err().to_string();
         assert!(err.contains("line 12") && err.contains("0..=32"), "{err}");

@@ -175,7 +175,11 @@ impl Drop for MarkOnDrop {
 }
 
 /// Finds, configures and starts one port with a queue pair per worker.
-fn open_port(pc: &PortSection, workers: u16, pool: &Mempool) -> Result<(Port, HostIface), DaemonError> {
+fn open_port(
+    pc: &PortSection,
+    workers: u16,
+    pool: &Mempool,
+) -> Result<(Port, HostIface), DaemonError> {
     let name = pc.device.ethdev_name();
     let mut port = Port::by_name(name).map_err(dpdk(format!(
         "port {}: device `{name}` not found (check the vdev string or that the PCI device is bound to a DPDK driver with dpdk-devbind.py)",
@@ -193,7 +197,8 @@ fn open_port(pc: &PortSection, workers: u16, pool: &Mempool) -> Result<(Port, Ho
     };
     port.configure(&pcfg, pool)
         .map_err(dpdk(format!("port {}: configure", pc.name)))?;
-    port.start().map_err(dpdk(format!("port {}: start", pc.name)))?;
+    port.start()
+        .map_err(dpdk(format!("port {}: start", pc.name)))?;
     let mac = port
         .mac_addr()
         .map_err(dpdk(format!("port {}: MAC address", pc.name)))?;
@@ -203,8 +208,12 @@ fn open_port(pc: &PortSection, workers: u16, pool: &Mempool) -> Result<(Port, Ho
         "port {} ({name}): MAC {} link {} addresses [{}]",
         pc.name,
         MacAddr(mac),
-        link.map(|l| if l.up { format!("up {} Mb/s", l.speed_mbps) } else { "down".into() })
-            .unwrap_or_else(|| "unknown".into()),
+        link.map(|l| if l.up {
+            format!("up {} Mb/s", l.speed_mbps)
+        } else {
+            "down".into()
+        })
+        .unwrap_or_else(|| "unknown".into()),
         addrs.join(", ")
     );
     let iface = HostIface::new(

@@ -37,7 +37,12 @@ fn main() -> ExitCode {
         }
     };
     if args.check {
-        println!("{}: ok ({} port(s), {} worker(s))", args.config.display(), cfg.ports.len(), cfg.cpu.workers);
+        println!(
+            "{}: ok ({} port(s), {} worker(s))",
+            args.config.display(),
+            cfg.ports.len(),
+            cfg.cpu.workers
+        );
         return ExitCode::SUCCESS;
     }
     let stop = Arc::new(AtomicBool::new(false));

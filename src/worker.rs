@@ -29,8 +29,11 @@ impl WorkerDrop {
     /// Number of reasons.
     pub const COUNT: usize = 3;
     /// Every reason, in index order.
-    pub const ALL: [WorkerDrop; Self::COUNT] =
-        [WorkerDrop::NotHandled, WorkerDrop::Malformed, WorkerDrop::TxFull];
+    pub const ALL: [WorkerDrop; Self::COUNT] = [
+        WorkerDrop::NotHandled,
+        WorkerDrop::Malformed,
+        WorkerDrop::TxFull,
+    ];
 
     /// A short name for logs and metrics.
     pub fn name(self) -> &'static str {

@@ -59,11 +59,18 @@ addresses = ["192.0.2.1/24"]
     let daemon = lab.spawn(
         &director,
         "ironvs",
-        &[env!("CARGO_BIN_EXE_ironvs"), "--config", config.to_str().unwrap()],
+        &[
+            env!("CARGO_BIN_EXE_ironvs"),
+            "--config",
+            config.to_str().unwrap(),
+        ],
     );
     lab.wait_for_log(daemon, "workers running", Duration::from_secs(60));
 
-    let out = lab.exec(&client, &["ping", "-c", "3", "-i", "0.2", "-W", "2", "192.0.2.1"]);
+    let out = lab.exec(
+        &client,
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "192.0.2.1"],
+    );
     assert!(out.contains("3 packets transmitted, 3 received"), "{out}");
 
     let neigh = lab.exec(&client, &["ip", "neigh", "show", "192.0.2.1", "dev", "c0"]);

@@ -11,6 +11,7 @@ pub mod checksum;
 pub mod conn;
 pub mod flow;
 pub mod fwd;
+pub mod host;
 pub mod model;
 pub mod rss;
 pub mod sched;

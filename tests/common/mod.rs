@@ -28,7 +28,9 @@ pub fn is_root() -> bool {
 macro_rules! require_root {
     () => {
         if !$crate::common::is_root() {
-            eprintln!("skipped: this test needs root (network namespaces, DPDK); CI runs it as root");
+            eprintln!(
+                "skipped: this test needs root (network namespaces, DPDK); CI runs it as root"
+            );
             return;
         }
     };
@@ -87,8 +89,8 @@ impl Lab {
     /// Creates a veth pair with one end in each namespace (interfaces stay down).
     pub fn veth(&mut self, ns_a: &str, if_a: &str, ns_b: &str, if_b: &str) {
         run(&[
-            "ip", "link", "add", if_a, "netns", ns_a, "type", "veth", "peer", "name", if_b, "netns",
-            ns_b,
+            "ip", "link", "add", if_a, "netns", ns_a, "type", "veth", "peer", "name", if_b,
+            "netns", ns_b,
         ]);
     }
 
