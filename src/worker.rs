@@ -60,7 +60,7 @@ pub struct WorkerCounters {
 
 impl WorkerCounters {
     #[inline]
-    fn drop(&self, why: WorkerDrop) {
+    fn count_drop(&self, why: WorkerDrop) {
         self.drops[why as usize].inc();
     }
 }
@@ -93,11 +93,11 @@ pub fn run(ports: Vec<WorkerPort>, counters: Arc<WorkerCounters>, stop: Arc<Atom
                         // The burst holds as many as RX delivered, so this cannot overflow.
                         if let Err(m) = tx.push(m) {
                             drop(m);
-                            counters.drop(WorkerDrop::TxFull);
+                            counters.count_drop(WorkerDrop::TxFull);
                         }
                     }
-                    HostVerdict::NotForHost => counters.drop(WorkerDrop::NotHandled),
-                    HostVerdict::Malformed => counters.drop(WorkerDrop::Malformed),
+                    HostVerdict::NotForHost => counters.count_drop(WorkerDrop::NotHandled),
+                    HostVerdict::Malformed => counters.count_drop(WorkerDrop::Malformed),
                 }
             }
             flush(wp, &mut tx, &counters);

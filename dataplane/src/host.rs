@@ -7,18 +7,19 @@
 use std::net::IpAddr;
 
 use crate::buf::PacketBuf;
-use crate::checksum;
 use crate::flow::Addr;
 use crate::wire::arp::{self, ArpPacket};
 use crate::wire::ethernet::EthernetFrame;
 use crate::wire::icmpv6::types as icmp6;
-use crate::wire::{icmpv4, icmpv6, ip_proto, parse_frame, L3Kind, MacAddr, ParsedFrame};
+use crate::wire::{icmpv4, icmpv6, ip_proto, ndp, parse_frame, L3Kind, MacAddr, ParsedFrame};
 
 /// TTL / hop limit of replies the director originates.
 pub const REPLY_TTL: u8 = 64;
 
 /// Size of a neighbour advertisement with a target link-layer address option.
 const NA_LEN: usize = 32;
+/// Ethernet + IPv6 + advertisement.
+const NA_FRAME_LEN: usize = 14 + 40 + NA_LEN;
 
 /// The director's identity on one port: its MAC and its addresses there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,78 +126,51 @@ fn arp_request<B: PacketBuf>(buf: &mut B, pf: &ParsedFrame, iface: &HostIface) -
     arp::reply_in_place(buf.frame_mut(), l3, iface.mac).is_ok()
 }
 
-/// RFC 4861 §7.2.4: answer a solicitation for one of our addresses with a solicited, override
-/// advertisement carrying our MAC; a duplicate-address probe (from `::`) is answered to all-nodes.
+/// RFC 4861 §7.2.4: answer a solicitation for one of our addresses with an advertisement carrying
+/// our MAC (to all nodes for a duplicate-address probe), written over the solicitation's buffer.
 fn neighbour_solicitation<B: PacketBuf>(
     buf: &mut B,
     pf: &ParsedFrame,
     iface: &HostIface,
 ) -> HostVerdict {
-    let l3 = usize::from(pf.l3_off);
-    let l4 = usize::from(pf.l4_off);
-    // Solicitations come with hop limit 255 and no extension headers; anything else is not ours.
-    if pf.ttl != 255 || l4 != l3 + 40 || pf.l4_len() < 24 {
+    // Solicitations come with hop limit 255 (they never crossed a router).
+    if pf.ttl != 255 {
         return HostVerdict::NotForHost;
     }
     let frame = buf.frame();
-    let mut target = [0u8; 16];
-    target.copy_from_slice(&frame[l4 + 8..l4 + 24]);
-    if !iface.owns(&Addr::v6(target)) {
+    let Some(ns) = frame
+        .get(usize::from(pf.l4_off)..pf.l3_end())
+        .and_then(ndp::parse_solicit)
+    else {
+        return HostVerdict::Malformed;
+    };
+    if !iface.owns(&Addr::v6(ns.target)) {
         return HostVerdict::NotForHost;
     }
-    let mut src = [0u8; 16];
-    src.copy_from_slice(&frame[l3 + 8..l3 + 24]);
-    let mut requester_mac = [0u8; 6];
-    requester_mac.copy_from_slice(&frame[6..12]);
-    let dad = src == [0u8; 16];
-    let (dst, dst_mac, flags) = if dad {
-        let mut all_nodes = [0u8; 16];
-        all_nodes[0] = 0xff;
-        all_nodes[1] = 0x02;
-        all_nodes[15] = 1;
-        (all_nodes, [0x33, 0x33, 0, 0, 0, 1], 0x20u8)
-    } else {
-        (src, requester_mac, 0x60u8)
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return HostVerdict::Malformed;
     };
-
-    // Size the frame to exactly Ethernet + IPv6 + NA (dropping padding and extra options).
-    let want = l4 + NA_LEN;
+    let requester = eth.src();
     let have = buf.len();
-    let resized = if have < want {
-        buf.append(want - have)
+    let resized = if have < NA_FRAME_LEN {
+        buf.append(NA_FRAME_LEN - have)
     } else {
-        buf.trim_back(have - want)
+        buf.trim_back(have - NA_FRAME_LEN)
     };
     if resized.is_err() {
         return HostVerdict::Malformed;
     }
-    let f = buf.frame_mut();
-    f[0..6].copy_from_slice(&dst_mac);
-    f[6..12].copy_from_slice(&iface.mac.0);
-    f[l3 + 4..l3 + 6].copy_from_slice(&(NA_LEN as u16).to_be_bytes());
-    f[l3 + 6] = ip_proto::ICMPV6;
-    f[l3 + 7] = 255;
-    f[l3 + 8..l3 + 24].copy_from_slice(&target);
-    f[l3 + 24..l3 + 40].copy_from_slice(&dst);
-    let na = &mut f[l4..l4 + NA_LEN];
-    na[0] = icmp6::NEIGHBOR_ADVERT;
-    na[1] = 0;
-    na[2..4].copy_from_slice(&[0, 0]);
-    na[4..8].copy_from_slice(&[flags, 0, 0, 0]);
-    na[8..24].copy_from_slice(&target);
-    na[24] = 2; // target link-layer address option
-    na[25] = 1; // length in units of 8 bytes
-    na[26..32].copy_from_slice(&iface.mac.0);
-    let pseudo = checksum::pseudo_v6(&target, &dst, ip_proto::ICMPV6, NA_LEN as u32);
-    let c = checksum::l4_checksum(pseudo, na);
-    na[2..4].copy_from_slice(&c.to_be_bytes());
-    HostVerdict::Reply
+    match ndp::answer(buf.frame_mut(), pf, requester, &ns, iface.mac) {
+        Ok(_) => HostVerdict::Reply,
+        Err(_) => HostVerdict::Malformed,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::buf::VecBuf;
+    use crate::checksum;
     use etherparse::{
         EtherType, Icmpv4Type, Icmpv6Type, LinkSlice, NetSlice, SlicedPacket, TransportSlice,
     };
