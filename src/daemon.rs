@@ -113,7 +113,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), DaemonError> {
 
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
-        if finished.iter().any(|f| f.load(Ordering::Relaxed)) {
+        if finished.iter().any(|f| f.load(Ordering::Relaxed)) && !stop.load(Ordering::Relaxed) {
             warn!("a worker stopped unexpectedly; shutting down");
             break;
         }
