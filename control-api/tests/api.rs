@@ -48,7 +48,12 @@ impl Harness {
         self.call_text(method, uri, body.as_deref()).await
     }
 
-    async fn call_text(&self, method: Method, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
+    async fn call_text(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<&str>,
+    ) -> (StatusCode, Value) {
         let req = Request::builder()
             .method(method)
             .uri(uri)
@@ -81,7 +86,11 @@ impl Harness {
         if let Some(f) = field {
             assert_eq!(v["field"], f, "{v}");
         }
-        assert_eq!(*self.store.current(), *before, "state changed by refused request");
+        assert_eq!(
+            *self.store.current(),
+            *before,
+            "state changed by refused request"
+        );
         assert_eq!(self.dp.apply_count(), applies);
         v
     }
@@ -139,9 +148,15 @@ async fn test_service_crud() {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(put["scheduler"], "sh");
-    assert_eq!(put["persistence"], json!({"timeout": 600, "prefix_len": 32}));
+    assert_eq!(
+        put["persistence"],
+        json!({"timeout": 600, "prefix_len": 32})
+    );
     assert_eq!(put["flags"]["fallback"], true);
-    assert_eq!(put["real_servers"][0]["weight"], 3, "PUT keeps real servers");
+    assert_eq!(
+        put["real_servers"][0]["weight"], 3,
+        "PUT keeps real servers"
+    );
 
     let (s, patched) = h
         .call(Method::PATCH, SVC, Some(json!({"persistence": null})))
@@ -152,8 +167,10 @@ async fn test_service_crud() {
 
     let (s, _) = h.call(Method::DELETE, SVC, None).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    h.refused(Method::GET, SVC, None, StatusCode::NOT_FOUND, None).await;
-    h.refused(Method::DELETE, SVC, None, StatusCode::NOT_FOUND, None).await;
+    h.refused(Method::GET, SVC, None, StatusCode::NOT_FOUND, None)
+        .await;
+    h.refused(Method::DELETE, SVC, None, StatusCode::NOT_FOUND, None)
+        .await;
 }
 
 #[tokio::test]
@@ -195,26 +212,112 @@ async fn test_service_errors_change_nothing() {
     let cases: Vec<((Method, &str, Option<&str>), StatusCode, Option<&str>)> = vec![
         (post("{not json"), StatusCode::BAD_REQUEST, None),
         (post(""), StatusCode::BAD_REQUEST, None),
-        (post(r#"{"proto":"tcp","vip":"192.0.2.10","port":80}"#), StatusCode::CONFLICT, None),
-        (post(r#"{"proto":"tcp","vip":"192.0.2.11","port":70000}"#), StatusCode::UNPROCESSABLE_ENTITY, Some("port")),
-        (post(r#"{"proto":"sctp","vip":"192.0.2.11","port":80}"#), StatusCode::UNPROCESSABLE_ENTITY, Some("proto")),
-        (post(r#"{"proto":"tcp","vip":"192.0.2.300","port":80}"#), StatusCode::UNPROCESSABLE_ENTITY, Some("vip")),
-        (post(r#"{"proto":"tcp","vip":"0.0.0.0","port":80}"#), StatusCode::UNPROCESSABLE_ENTITY, Some("vip")),
-        (post(r#"{"proto":"tcp","vip":"192.0.2.11","port":80,"scheduler":"fast"}"#), StatusCode::UNPROCESSABLE_ENTITY, Some("scheduler")),
-        (post(r#"{"proto":"tcp","vip":"192.0.2.11","port":80,"schedular":"rr"}"#), StatusCode::UNPROCESSABLE_ENTITY, Some("schedular")),
-        (post(r#"{"proto":"tcp","vip":"192.0.2.11","port":0}"#), StatusCode::UNPROCESSABLE_ENTITY, Some("port")),
-        (post(r#"{"proto":"tcp","vip":"192.0.2.11","port":0,"persistence":{"prefix_len":40}}"#), StatusCode::UNPROCESSABLE_ENTITY, Some("persistence.prefix_len")),
-        (post(r#"{"proto":"tcp","vip":"192.0.2.11","port":80,"real_servers":[{"addr":"10.0.0.1"},{"addr":"10.0.0.2","weight":65536}]}"#), StatusCode::UNPROCESSABLE_ENTITY, Some("real_servers[1].weight")),
-        (post(r#"[1,2]"#), StatusCode::UNPROCESSABLE_ENTITY, Some("body")),
-        ((Method::GET, "/api/v1/services/icmp/192.0.2.10/80", None), StatusCode::BAD_REQUEST, None),
-        ((Method::GET, "/api/v1/services/tcp/not-an-ip/80", None), StatusCode::BAD_REQUEST, None),
-        ((Method::GET, "/api/v1/services/tcp/192.0.2.10/65536", None), StatusCode::BAD_REQUEST, None),
-        ((Method::PUT, SVC, Some(r#"{"scheduler":"nope"}"#)), StatusCode::UNPROCESSABLE_ENTITY, Some("scheduler")),
-        ((Method::PUT, "/api/v1/services/tcp/192.0.2.99/80", Some("{}")), StatusCode::NOT_FOUND, None),
-        ((Method::PATCH, SVC, Some(r#"{"flags":{"one_packet":true}}"#)), StatusCode::UNPROCESSABLE_ENTITY, Some("flags.one_packet")),
-        ((Method::PATCH, SVC, Some(r#"{"flags":7}"#)), StatusCode::UNPROCESSABLE_ENTITY, Some("flags")),
-        ((Method::POST, SVC, Some("{}")), StatusCode::METHOD_NOT_ALLOWED, None),
-        ((Method::GET, "/api/v1/nothing", None), StatusCode::NOT_FOUND, None),
+        (
+            post(r#"{"proto":"tcp","vip":"192.0.2.10","port":80}"#),
+            StatusCode::CONFLICT,
+            None,
+        ),
+        (
+            post(r#"{"proto":"tcp","vip":"192.0.2.11","port":70000}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("port"),
+        ),
+        (
+            post(r#"{"proto":"sctp","vip":"192.0.2.11","port":80}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("proto"),
+        ),
+        (
+            post(r#"{"proto":"tcp","vip":"192.0.2.300","port":80}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("vip"),
+        ),
+        (
+            post(r#"{"proto":"tcp","vip":"0.0.0.0","port":80}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("vip"),
+        ),
+        (
+            post(r#"{"proto":"tcp","vip":"192.0.2.11","port":80,"scheduler":"fast"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("scheduler"),
+        ),
+        (
+            post(r#"{"proto":"tcp","vip":"192.0.2.11","port":80,"schedular":"rr"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("schedular"),
+        ),
+        (
+            post(r#"{"proto":"tcp","vip":"192.0.2.11","port":0}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("port"),
+        ),
+        (
+            post(r#"{"proto":"tcp","vip":"192.0.2.11","port":0,"persistence":{"prefix_len":40}}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("persistence.prefix_len"),
+        ),
+        (
+            post(
+                r#"{"proto":"tcp","vip":"192.0.2.11","port":80,"real_servers":[{"addr":"10.0.0.1"},{"addr":"10.0.0.2","weight":65536}]}"#,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("real_servers[1].weight"),
+        ),
+        (
+            post(r#"[1,2]"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("body"),
+        ),
+        (
+            (Method::GET, "/api/v1/services/icmp/192.0.2.10/80", None),
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            (Method::GET, "/api/v1/services/tcp/not-an-ip/80", None),
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            (Method::GET, "/api/v1/services/tcp/192.0.2.10/65536", None),
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            (Method::PUT, SVC, Some(r#"{"scheduler":"nope"}"#)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("scheduler"),
+        ),
+        (
+            (
+                Method::PUT,
+                "/api/v1/services/tcp/192.0.2.99/80",
+                Some("{}"),
+            ),
+            StatusCode::NOT_FOUND,
+            None,
+        ),
+        (
+            (Method::PATCH, SVC, Some(r#"{"flags":{"one_packet":true}}"#)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("flags.one_packet"),
+        ),
+        (
+            (Method::PATCH, SVC, Some(r#"{"flags":7}"#)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("flags"),
+        ),
+        (
+            (Method::POST, SVC, Some("{}")),
+            StatusCode::METHOD_NOT_ALLOWED,
+            None,
+        ),
+        (
+            (Method::GET, "/api/v1/nothing", None),
+            StatusCode::NOT_FOUND,
+            None,
+        ),
     ];
     for ((m, uri, body), status, field) in cases {
         h.refused(m, uri, body, status, field).await;
@@ -241,7 +344,11 @@ async fn test_real_server_crud_and_errors() {
     web_service(&h).await;
     let rs_list = format!("{SVC}/real-servers");
     let (s, v) = h
-        .call(Method::POST, &rs_list, Some(json!({"addr": "10.0.0.1", "weight": 2})))
+        .call(
+            Method::POST,
+            &rs_list,
+            Some(json!({"addr": "10.0.0.1", "weight": 2})),
+        )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["slot"], 0);
@@ -255,9 +362,16 @@ async fn test_real_server_crud_and_errors() {
         .await;
     assert_eq!((s, v["slot"].as_u64()), (StatusCode::CREATED, Some(1)));
     let one = format!("{rs_list}/10.0.0.1/80");
-    let (s, v) = h.call(Method::PATCH, &one, Some(json!({"weight": 0}))).await;
-    assert_eq!((s, v["weight"].as_u64(), v["slot"].as_u64()), (StatusCode::OK, Some(0), Some(0)));
-    let (s, v) = h.call(Method::PUT, &one, Some(json!({"weight": 9, "mode": "tun"}))).await;
+    let (s, v) = h
+        .call(Method::PATCH, &one, Some(json!({"weight": 0})))
+        .await;
+    assert_eq!(
+        (s, v["weight"].as_u64(), v["slot"].as_u64()),
+        (StatusCode::OK, Some(0), Some(0))
+    );
+    let (s, v) = h
+        .call(Method::PUT, &one, Some(json!({"weight": 9, "mode": "tun"})))
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["mode"], "tun");
     assert_eq!(v["weight"], 9);
@@ -267,27 +381,102 @@ async fn test_real_server_crud_and_errors() {
     let post = |b: &'static str| (Method::POST, rs_list.as_str(), Some(b));
     let cases: Vec<((Method, &str, Option<&str>), StatusCode, Option<&str>)> = vec![
         (post(r#"{"addr":"10.0.0.1"}"#), StatusCode::CONFLICT, None),
-        (post(r#"{"addr":"10.0.0.3","port":8080}"#), StatusCode::UNPROCESSABLE_ENTITY, Some("port")),
-        (post(r#"{"addr":"10.0.0.3","mode":"nat","port":0}"#), StatusCode::UNPROCESSABLE_ENTITY, Some("port")),
-        (post(r#"{"addr":"2001:db8::3"}"#), StatusCode::UNPROCESSABLE_ENTITY, Some("addr")),
-        (post(r#"{"addr":"10.0.0.3","weight":-1}"#), StatusCode::UNPROCESSABLE_ENTITY, Some("weight")),
-        (post(r#"{"addr":"10.0.0.3","mode":"bridge"}"#), StatusCode::UNPROCESSABLE_ENTITY, Some("mode")),
-        (post(r#"{"addr":"10.0.0.3","upper_threshold":5,"lower_threshold":6}"#), StatusCode::UNPROCESSABLE_ENTITY, Some("lower_threshold")),
-        (post(r#"{"addr":"224.0.0.5"}"#), StatusCode::UNPROCESSABLE_ENTITY, Some("addr")),
-        ((Method::POST, "/api/v1/services/tcp/192.0.2.99/80/real-servers", Some(r#"{"addr":"10.0.0.3"}"#)), StatusCode::NOT_FOUND, None),
-        ((Method::PATCH, "/api/v1/services/tcp/192.0.2.10/80/real-servers/10.0.0.9/80", Some(r#"{"weight":1}"#)), StatusCode::NOT_FOUND, None),
-        ((Method::PATCH, "/api/v1/services/tcp/192.0.2.10/80/real-servers/10.0.0.1/80", Some(r#"{"weight":65536}"#)), StatusCode::UNPROCESSABLE_ENTITY, Some("weight")),
-        ((Method::PUT, "/api/v1/services/tcp/192.0.2.10/80/real-servers/10.0.0.2/8080", Some(r#"{"mode":"dr"}"#)), StatusCode::UNPROCESSABLE_ENTITY, Some("port")),
-        ((Method::GET, "/api/v1/services/tcp/192.0.2.10/80/real-servers/10.0.0.1/x", None), StatusCode::BAD_REQUEST, None),
+        (
+            post(r#"{"addr":"10.0.0.3","port":8080}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("port"),
+        ),
+        (
+            post(r#"{"addr":"10.0.0.3","mode":"nat","port":0}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("port"),
+        ),
+        (
+            post(r#"{"addr":"2001:db8::3"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("addr"),
+        ),
+        (
+            post(r#"{"addr":"10.0.0.3","weight":-1}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("weight"),
+        ),
+        (
+            post(r#"{"addr":"10.0.0.3","mode":"bridge"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("mode"),
+        ),
+        (
+            post(r#"{"addr":"10.0.0.3","upper_threshold":5,"lower_threshold":6}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("lower_threshold"),
+        ),
+        (
+            post(r#"{"addr":"224.0.0.5"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("addr"),
+        ),
+        (
+            (
+                Method::POST,
+                "/api/v1/services/tcp/192.0.2.99/80/real-servers",
+                Some(r#"{"addr":"10.0.0.3"}"#),
+            ),
+            StatusCode::NOT_FOUND,
+            None,
+        ),
+        (
+            (
+                Method::PATCH,
+                "/api/v1/services/tcp/192.0.2.10/80/real-servers/10.0.0.9/80",
+                Some(r#"{"weight":1}"#),
+            ),
+            StatusCode::NOT_FOUND,
+            None,
+        ),
+        (
+            (
+                Method::PATCH,
+                "/api/v1/services/tcp/192.0.2.10/80/real-servers/10.0.0.1/80",
+                Some(r#"{"weight":65536}"#),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("weight"),
+        ),
+        (
+            (
+                Method::PUT,
+                "/api/v1/services/tcp/192.0.2.10/80/real-servers/10.0.0.2/8080",
+                Some(r#"{"mode":"dr"}"#),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("port"),
+        ),
+        (
+            (
+                Method::GET,
+                "/api/v1/services/tcp/192.0.2.10/80/real-servers/10.0.0.1/x",
+                None,
+            ),
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
     ];
     for ((m, uri, body), status, field) in cases {
         h.refused(m, uri, body, status, field).await;
     }
     let (s, _) = h.call(Method::DELETE, &one, None).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    h.refused(Method::DELETE, &one, None, StatusCode::NOT_FOUND, None).await;
-    let (s, v) = h.call(Method::POST, &rs_list, Some(json!({"addr": "10.0.0.7"}))).await;
-    assert_eq!((s, v["slot"].as_u64()), (StatusCode::CREATED, Some(0)), "freed slot reused");
+    h.refused(Method::DELETE, &one, None, StatusCode::NOT_FOUND, None)
+        .await;
+    let (s, v) = h
+        .call(Method::POST, &rs_list, Some(json!({"addr": "10.0.0.7"})))
+        .await;
+    assert_eq!(
+        (s, v["slot"].as_u64()),
+        (StatusCode::CREATED, Some(0)),
+        "freed slot reused"
+    );
 }
 
 #[tokio::test]
@@ -295,33 +484,97 @@ async fn test_clear_laddrs_timeouts() {
     let h = harness(None);
     web_service(&h).await;
     let (s, v) = h
-        .call(Method::POST, "/api/v1/laddrs", Some(json!({"addr": "198.51.100.1"})))
+        .call(
+            Method::POST,
+            "/api/v1/laddrs",
+            Some(json!({"addr": "198.51.100.1"})),
+        )
         .await;
-    assert_eq!((s, v), (StatusCode::CREATED, json!({"addr": "198.51.100.1"})));
-    h.refused(Method::POST, "/api/v1/laddrs", Some(r#"{"addr":"198.51.100.1"}"#), StatusCode::CONFLICT, None).await;
-    h.refused(Method::POST, "/api/v1/laddrs", Some(r#"{"addr":"ff02::1"}"#), StatusCode::UNPROCESSABLE_ENTITY, Some("addr")).await;
-    h.refused(Method::DELETE, "/api/v1/laddrs/198.51.100.2", None, StatusCode::NOT_FOUND, None).await;
-    h.refused(Method::DELETE, "/api/v1/laddrs/zzz", None, StatusCode::BAD_REQUEST, None).await;
+    assert_eq!(
+        (s, v),
+        (StatusCode::CREATED, json!({"addr": "198.51.100.1"}))
+    );
+    h.refused(
+        Method::POST,
+        "/api/v1/laddrs",
+        Some(r#"{"addr":"198.51.100.1"}"#),
+        StatusCode::CONFLICT,
+        None,
+    )
+    .await;
+    h.refused(
+        Method::POST,
+        "/api/v1/laddrs",
+        Some(r#"{"addr":"ff02::1"}"#),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("addr"),
+    )
+    .await;
+    h.refused(
+        Method::DELETE,
+        "/api/v1/laddrs/198.51.100.2",
+        None,
+        StatusCode::NOT_FOUND,
+        None,
+    )
+    .await;
+    h.refused(
+        Method::DELETE,
+        "/api/v1/laddrs/zzz",
+        None,
+        StatusCode::BAD_REQUEST,
+        None,
+    )
+    .await;
 
     let (s, _) = h.call(Method::DELETE, "/api/v1/services", None).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (_, list) = h.call(Method::GET, "/api/v1/services", None).await;
     assert_eq!(list, json!([]));
     let (_, laddrs) = h.call(Method::GET, "/api/v1/laddrs", None).await;
-    assert_eq!(laddrs, json!([{"addr": "198.51.100.1"}]), "-C keeps local addresses");
-    let (s, _) = h.call(Method::DELETE, "/api/v1/laddrs/198.51.100.1", None).await;
+    assert_eq!(
+        laddrs,
+        json!([{"addr": "198.51.100.1"}]),
+        "-C keeps local addresses"
+    );
+    let (s, _) = h
+        .call(Method::DELETE, "/api/v1/laddrs/198.51.100.1", None)
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
 
     let (s, mut t) = h.call(Method::GET, "/api/v1/timeouts", None).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!((t["tcp_established"].as_u64(), t["tcp_fin_wait"].as_u64(), t["udp"].as_u64()), (Some(900), Some(120), Some(300)));
+    assert_eq!(
+        (
+            t["tcp_established"].as_u64(),
+            t["tcp_fin_wait"].as_u64(),
+            t["udp"].as_u64()
+        ),
+        (Some(900), Some(120), Some(300))
+    );
     t["udp"] = json!(60);
-    let (s, v) = h.call(Method::PUT, "/api/v1/timeouts", Some(t.clone())).await;
+    let (s, v) = h
+        .call(Method::PUT, "/api/v1/timeouts", Some(t.clone()))
+        .await;
     assert_eq!((s, &v), (StatusCode::OK, &t));
     let mut bad = t.clone();
     bad["tcp_fin_wait"] = json!(0);
-    h.refused(Method::PUT, "/api/v1/timeouts", Some(&bad.to_string()), StatusCode::UNPROCESSABLE_ENTITY, Some("tcp_fin_wait")).await;
-    h.refused(Method::PUT, "/api/v1/timeouts", Some(r#"{"udp":5}"#), StatusCode::UNPROCESSABLE_ENTITY, Some("body")).await;
+    h.refused(
+        Method::PUT,
+        "/api/v1/timeouts",
+        Some(&bad.to_string()),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("tcp_fin_wait"),
+    )
+    .await;
+    h.refused(
+        Method::PUT,
+        "/api/v1/timeouts",
+        Some(r#"{"udp":5}"#),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("body"),
+    )
+    .await;
 }
 
 fn key() -> ServiceKey {
@@ -336,14 +589,28 @@ fn key() -> ServiceKey {
 async fn test_stats_and_connections() {
     let h = harness(None);
     web_service(&h).await;
-    h.call(Method::POST, &format!("{SVC}/real-servers"), Some(json!({"addr": "10.0.0.1"}))).await;
-    let c = Counters { conns: 5, inpkts: 50, outpkts: 40, inbytes: 5000, outbytes: 40000 };
+    h.call(
+        Method::POST,
+        &format!("{SVC}/real-servers"),
+        Some(json!({"addr": "10.0.0.1"})),
+    )
+    .await;
+    let c = Counters {
+        conns: 5,
+        inpkts: 50,
+        outpkts: 40,
+        inbytes: 5000,
+        outbytes: 40000,
+    };
     h.dp.set_stats(StatsSnapshot {
         services: vec![ServiceStats {
             key: key(),
             counters: c,
             real_servers: vec![RealServerStats {
-                key: RealServerKey { addr: "10.0.0.1".parse().unwrap(), port: 80 },
+                key: RealServerKey {
+                    addr: "10.0.0.1".parse().unwrap(),
+                    port: 80,
+                },
                 counters: c,
                 active_conns: 2,
                 inactive_conns: 1,
@@ -353,13 +620,29 @@ async fn test_stats_and_connections() {
     });
     let (s, v) = h.call(Method::GET, &format!("{SVC}/stats"), None).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(v["stats"], json!({"conns": 5, "inpkts": 50, "outpkts": 40, "inbytes": 5000, "outbytes": 40000}));
-    assert_eq!((v["active_conns"].as_u64(), v["inactive_conns"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(
+        v["stats"],
+        json!({"conns": 5, "inpkts": 50, "outpkts": 40, "inbytes": 5000, "outbytes": 40000})
+    );
+    assert_eq!(
+        (v["active_conns"].as_u64(), v["inactive_conns"].as_u64()),
+        (Some(2), Some(1))
+    );
     assert_eq!(v["real_servers"][0]["stats"]["conns"], 5);
     assert_eq!(v["rates"]["cps"], 0);
-    h.refused(Method::GET, "/api/v1/services/tcp/192.0.2.99/80/stats", None, StatusCode::NOT_FOUND, None).await;
+    h.refused(
+        Method::GET,
+        "/api/v1/services/tcp/192.0.2.99/80/stats",
+        None,
+        StatusCode::NOT_FOUND,
+        None,
+    )
+    .await;
     let (s, all) = h.call(Method::GET, "/api/v1/stats", None).await;
-    assert_eq!((s, all["conn_table"]["capacity"].as_u64()), (StatusCode::OK, Some(4096)));
+    assert_eq!(
+        (s, all["conn_table"]["capacity"].as_u64()),
+        (StatusCode::OK, Some(4096))
+    );
     assert_eq!(all["services"][0], v);
 
     let conn = |client: &str, state: &str| ConnEntry {
@@ -375,17 +658,59 @@ async fn test_stats_and_connections() {
         state: state.into(),
         expires_s: 90,
     };
-    h.dp.set_connections((1..=5).map(|i| conn(&format!("198.51.100.{i}"), if i % 2 == 0 { "FIN_WAIT" } else { "ESTABLISHED" })).collect());
-    let (s, v) = h.call(Method::GET, "/api/v1/connections?offset=1&limit=1&state=established", None).await;
+    h.dp.set_connections(
+        (1..=5)
+            .map(|i| {
+                conn(
+                    &format!("198.51.100.{i}"),
+                    if i % 2 == 0 {
+                        "FIN_WAIT"
+                    } else {
+                        "ESTABLISHED"
+                    },
+                )
+            })
+            .collect(),
+    );
+    let (s, v) = h
+        .call(
+            Method::GET,
+            "/api/v1/connections?offset=1&limit=1&state=established",
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!((v["total"].as_u64(), v["offset"].as_u64(), v["limit"].as_u64()), (Some(3), Some(1), Some(1)));
+    assert_eq!(
+        (
+            v["total"].as_u64(),
+            v["offset"].as_u64(),
+            v["limit"].as_u64()
+        ),
+        (Some(3), Some(1), Some(1))
+    );
     assert_eq!(v["connections"][0]["client_addr"], "198.51.100.3");
     let (_, v) = h.call(Method::GET, "/api/v1/connections?client=198.51.100.2&vip=192.0.2.10&vport=80&proto=tcp&real=10.0.0.1&real_port=80", None).await;
     assert_eq!(v["total"], 1);
     let (_, v) = h.call(Method::GET, "/api/v1/connections", None).await;
-    assert_eq!((v["total"].as_u64(), v["limit"].as_u64()), (Some(5), Some(100)));
-    for bad in ["limit=10001", "offset=-1", "client=nope", "proto=icmp", "color=red"] {
-        h.refused(Method::GET, &format!("/api/v1/connections?{bad}"), None, StatusCode::BAD_REQUEST, None).await;
+    assert_eq!(
+        (v["total"].as_u64(), v["limit"].as_u64()),
+        (Some(5), Some(100))
+    );
+    for bad in [
+        "limit=10001",
+        "offset=-1",
+        "client=nope",
+        "proto=icmp",
+        "color=red",
+    ] {
+        h.refused(
+            Method::GET,
+            &format!("/api/v1/connections?{bad}"),
+            None,
+            StatusCode::BAD_REQUEST,
+            None,
+        )
+        .await;
     }
 }
 
@@ -396,14 +721,20 @@ async fn test_service_endpoints() {
     assert_eq!((s, v), (StatusCode::OK, json!({"status": "ok"})));
     let (s, v) = h.call(Method::GET, "/api/v1/version", None).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!((v["api"].as_str(), v["conn_table_size"].as_u64()), (Some("v1"), Some(4096)));
+    assert_eq!(
+        (v["api"].as_str(), v["conn_table_size"].as_u64()),
+        (Some("v1"), Some(4096))
+    );
     let (s, v) = h.call(Method::GET, "/api/v1/openapi.json", None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["openapi"].as_str().map(|s| &s[..2]), Some("3."));
     let req = Request::get("/metrics").body(Body::empty()).unwrap();
     let (s, hdrs, text) = h.raw(req).await;
     assert_eq!(s, StatusCode::OK);
-    assert!(hdrs[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(hdrs[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
     assert!(text.contains("ironvs_conn_table_capacity 4096"), "{text}");
 }
 
@@ -411,9 +742,24 @@ async fn test_service_endpoints() {
 async fn test_token_and_body_limit() {
     let h = harness(Some("s3cret"));
     let body = r#"{"proto":"tcp","vip":"192.0.2.10","port":80}"#;
-    let v = h.refused(Method::POST, "/api/v1/services", Some(body), StatusCode::UNAUTHORIZED, None).await;
+    let v = h
+        .refused(
+            Method::POST,
+            "/api/v1/services",
+            Some(body),
+            StatusCode::UNAUTHORIZED,
+            None,
+        )
+        .await;
     assert_eq!(v["error"], "unauthorized");
-    h.refused(Method::DELETE, "/api/v1/services", None, StatusCode::UNAUTHORIZED, None).await;
+    h.refused(
+        Method::DELETE,
+        "/api/v1/services",
+        None,
+        StatusCode::UNAUTHORIZED,
+        None,
+    )
+    .await;
     let with = |tok: &str| {
         Request::post("/api/v1/services")
             .header(header::AUTHORIZATION, format!("Bearer {tok}"))
@@ -421,14 +767,23 @@ async fn test_token_and_body_limit() {
             .unwrap()
     };
     let (s, hdrs, _) = h.raw(with("wrong")).await;
-    assert_eq!((s, &hdrs[header::WWW_AUTHENTICATE]), (StatusCode::UNAUTHORIZED, &"Bearer".parse::<header::HeaderValue>().unwrap()));
+    assert_eq!(
+        (s, &hdrs[header::WWW_AUTHENTICATE]),
+        (
+            StatusCode::UNAUTHORIZED,
+            &"Bearer".parse::<header::HeaderValue>().unwrap()
+        )
+    );
     assert_eq!(h.store.current().service_count(), 0);
     let (s, _, _) = h.raw(with("s3cret")).await;
     assert_eq!(s, StatusCode::CREATED);
     let (s, _) = h.call(Method::GET, "/api/v1/services", None).await;
     assert_eq!(s, StatusCode::OK, "reads need no token");
 
-    let big = format!(r#"{{"proto":"tcp","vip":"192.0.2.11","port":80,"pad":"{}"}}"#, "x".repeat(70 * 1024));
+    let big = format!(
+        r#"{{"proto":"tcp","vip":"192.0.2.11","port":80,"pad":"{}"}}"#,
+        "x".repeat(70 * 1024)
+    );
     let req = Request::post("/api/v1/services")
         .header(header::AUTHORIZATION, "Bearer s3cret")
         .body(Body::from(big))
