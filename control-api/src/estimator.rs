@@ -56,7 +56,8 @@ impl Est {
     fn sample(&mut self, now: Counters) {
         // Over a 2 s interval: delta << 9 is (delta / 2 s) scaled by 2^10; << 4 scales by 2^5.
         fn step(avg: &mut i64, new: u64, old: u64, shift: u32) {
-            let rate = (new.saturating_sub(old) as i64) << shift;
+            // Capped so the fixed-point arithmetic cannot overflow on absurd deltas.
+            let rate = (new.saturating_sub(old).min(1 << 50) as i64) << shift;
             *avg += (rate - *avg) >> 2;
         }
         step(&mut self.cps, now.conns, self.last.conns, 9);
