@@ -219,9 +219,11 @@ mod tests {
             addr: "198.51.100.7".parse().unwrap(),
         })
         .unwrap();
-        let mut t = Timeouts::default();
-        t.udp = 42;
-        c.set_timeouts(t).unwrap();
+        c.set_timeouts(Timeouts {
+            udp: 42,
+            ..Timeouts::default()
+        })
+        .unwrap();
         c
     }
 

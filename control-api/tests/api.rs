@@ -8,8 +8,8 @@ use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use control_api::api::{self, AppState};
 use control_api::{
-    ConnEntry, Counters, Estimator, MemoryDataplane, RealServerStats, ServiceStats, StatsSnapshot,
-    Store,
+    ConnEntry, Counters, Dataplane, Estimator, MemoryDataplane, RealServerStats, ServiceStats,
+    StatsSnapshot, Store,
 };
 use dataplane::flow::Proto;
 use dataplane::model::{RealServerKey, ServiceKey};
@@ -97,6 +97,13 @@ impl Harness {
 }
 
 const SVC: &str = "/api/v1/services/tcp/192.0.2.10/80";
+
+/// (request, expected status, expected field).
+type Case<'a> = (
+    (Method, &'a str, Option<&'a str>),
+    StatusCode,
+    Option<&'a str>,
+);
 
 async fn web_service(h: &Harness) {
     let (s, _) = h
@@ -209,7 +216,7 @@ async fn test_service_errors_change_nothing() {
     let h = harness(None);
     web_service(&h).await;
     let post = |b: &'static str| (Method::POST, "/api/v1/services", Some(b));
-    let cases: Vec<((Method, &str, Option<&str>), StatusCode, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (post("{not json"), StatusCode::BAD_REQUEST, None),
         (post(""), StatusCode::BAD_REQUEST, None),
         (
@@ -379,7 +386,7 @@ async fn test_real_server_crud_and_errors() {
     assert_eq!((s, list.as_array().unwrap().len()), (StatusCode::OK, 2));
 
     let post = |b: &'static str| (Method::POST, rs_list.as_str(), Some(b));
-    let cases: Vec<((Method, &str, Option<&str>), StatusCode, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (post(r#"{"addr":"10.0.0.1"}"#), StatusCode::CONFLICT, None),
         (
             post(r#"{"addr":"10.0.0.3","port":8080}"#),
@@ -793,4 +800,63 @@ async fn test_token_and_body_limit() {
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["error"], "payload too large");
     assert_eq!(h.store.current().service_count(), 1);
+}
+
+#[tokio::test]
+async fn test_openapi_lists_every_route() {
+    let h = harness(None);
+    let (_, doc) = h.call(Method::GET, "/api/v1/openapi.json", None).await;
+    let svc = "/api/v1/services/{proto}/{vip}/{port}";
+    let rs = format!("{svc}/real-servers/{{addr}}/{{rport}}");
+    let routes: Vec<(String, &str)> = vec![
+        ("/api/v1/health".into(), "get"),
+        ("/api/v1/version".into(), "get"),
+        ("/api/v1/openapi.json".into(), "get"),
+        ("/api/v1/services".into(), "get,post,delete"),
+        (svc.into(), "get,put,patch,delete"),
+        (format!("{svc}/stats"), "get"),
+        (format!("{svc}/real-servers"), "get,post"),
+        (rs, "get,put,patch,delete"),
+        ("/api/v1/laddrs".into(), "get,post"),
+        ("/api/v1/laddrs/{addr}".into(), "delete"),
+        ("/api/v1/timeouts".into(), "get,put"),
+        ("/api/v1/stats".into(), "get"),
+        ("/api/v1/connections".into(), "get"),
+        ("/metrics".into(), "get"),
+    ];
+    let paths = doc["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), routes.len());
+    for (path, methods) in &routes {
+        let item = paths[path.as_str()]
+            .as_object()
+            .unwrap_or_else(|| panic!("{path} missing"));
+        let mut have: Vec<&str> = item
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != "parameters")
+            .collect();
+        let mut want: Vec<&str> = methods.split(',').collect();
+        have.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(have, want, "{path}");
+        for m in want {
+            let op = &item[m];
+            assert!(
+                op["responses"].as_object().is_some_and(|r| !r.is_empty()),
+                "{m} {path}"
+            );
+            if m != "get" && path.starts_with("/api") {
+                assert!(op["responses"]["401"].is_object(), "{m} {path} lacks 401");
+            }
+        }
+        // Each route exists on the router: a GET/DELETE with sample parameters is not 404 "no such route".
+        let sample = path
+            .replace("{proto}", "tcp")
+            .replace("{vip}", "192.0.2.1")
+            .replace("{port}", "80")
+            .replace("{addr}", "10.0.0.1")
+            .replace("{rport}", "80");
+        let (_, v) = h.call(Method::OPTIONS, &sample, None).await;
+        assert_ne!(v["detail"], "no such route", "{path} not routed");
+    }
 }
