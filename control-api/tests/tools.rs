@@ -132,6 +132,7 @@ fn test_schemathesis_no_server_errors() {
             "1",
         ])
         .env("NO_COLOR", "1")
+        .current_dir(dir.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
