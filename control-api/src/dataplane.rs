@@ -1,0 +1,324 @@
+//! The seam between the control plane and the packet workers.
+//!
+//! The daemon implements [`Dataplane`]: it receives each new [`Config`] to compile into worker
+//! snapshots, and answers for counters and connections. The control plane calls it from its own
+//! threads (never a worker lcore), and calls `apply` in the order the changes were made. [`MemoryDataplane`] is a complete in-process
+//! implementation for tests and for running the API without DPDK.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use dataplane::flow::Proto;
+use dataplane::model::{RealServerKey, ServiceKey};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+
+/// What the daemon provides to the control plane.
+pub trait Dataplane: Send + Sync + 'static {
+    /// Publishes a new desired configuration (called at start and after every change).
+    fn apply(&self, cfg: &Arc<Config>);
+    /// Current counters, summed over workers.
+    fn stats(&self) -> StatsSnapshot;
+    /// One page of the connection table, filtered (like `ipvsadm -Lc`).
+    fn connections(&self, filter: &ConnFilter, offset: usize, limit: usize) -> ConnPage;
+}
+
+/// Traffic counters of a service or real server since it was added (IPVS `ip_vs_kstats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Counters {
+    /// Connections scheduled.
+    pub conns: u64,
+    /// Packets client → real server.
+    pub inpkts: u64,
+    /// Packets real server → client.
+    pub outpkts: u64,
+    /// Bytes client → real server.
+    pub inbytes: u64,
+    /// Bytes real server → client.
+    pub outbytes: u64,
+}
+
+/// Counters and current connections of one real server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealServerStats {
+    /// Which real server.
+    pub key: RealServerKey,
+    /// Traffic counters.
+    pub counters: Counters,
+    /// Connections in TCP ESTABLISHED.
+    pub active_conns: u64,
+    /// Connections in any other state.
+    pub inactive_conns: u64,
+}
+
+/// Counters of one service and its real servers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStats {
+    /// Which service.
+    pub key: ServiceKey,
+    /// Traffic counters.
+    pub counters: Counters,
+    /// Its real servers.
+    pub real_servers: Vec<RealServerStats>,
+}
+
+/// Packets handled and dropped by one worker lcore.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WorkerStats {
+    /// Worker index.
+    pub worker: u32,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Packets transmitted.
+    pub tx_packets: u64,
+    /// Packets dropped, by reason name (snake_case).
+    pub drops: BTreeMap<String, u64>,
+}
+
+/// Counters of one NIC port.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PortStats {
+    /// DPDK port id.
+    pub port: u16,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Packets transmitted.
+    pub tx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Bytes transmitted.
+    pub tx_bytes: u64,
+    /// Packets the NIC dropped for lack of RX descriptors (`imissed`).
+    pub rx_missed: u64,
+    /// Receive errors.
+    pub rx_errors: u64,
+    /// Transmit errors.
+    pub tx_errors: u64,
+}
+
+/// Occupancy of the connection table, summed over workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ConnTableStats {
+    /// Entries in use.
+    pub entries: u64,
+    /// Entries available in total.
+    pub capacity: u64,
+}
+
+/// Everything the data plane counts, at one instant.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StatsSnapshot {
+    /// Per service and real server.
+    pub services: Vec<ServiceStats>,
+    /// Per worker.
+    pub workers: Vec<WorkerStats>,
+    /// Per port.
+    pub ports: Vec<PortStats>,
+    /// Connection table.
+    pub conn_table: ConnTableStats,
+}
+
+impl StatsSnapshot {
+    /// The counters of one service, if reported.
+    pub fn service(&self, key: &ServiceKey) -> Option<&ServiceStats> {
+        self.services.iter().find(|s| s.key == *key)
+    }
+}
+
+impl ServiceStats {
+    /// The counters of one real server, if reported.
+    pub fn real_server(&self, key: &RealServerKey) -> Option<&RealServerStats> {
+        self.real_servers.iter().find(|r| r.key == *key)
+    }
+}
+
+/// One connection-table entry (a line of `ipvsadm -Lc`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnEntry {
+    /// TCP or UDP.
+    pub proto: Proto,
+    /// Client address.
+    pub client_addr: IpAddr,
+    /// Client port.
+    pub client_port: u16,
+    /// Virtual IP.
+    pub vip: IpAddr,
+    /// Virtual port.
+    pub vport: u16,
+    /// FullNAT local address, if any.
+    pub local_addr: Option<IpAddr>,
+    /// FullNAT local port (0 without FullNAT).
+    pub local_port: u16,
+    /// Real server address.
+    pub real_addr: IpAddr,
+    /// Real server port.
+    pub real_port: u16,
+    /// State name as ipvsadm prints it (`ESTABLISHED`, `FIN_WAIT`, `UDP`, ...).
+    pub state: String,
+    /// Seconds until the entry expires.
+    pub expires_s: u32,
+}
+
+/// Which connections to list; `None` matches anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnFilter {
+    /// Protocol.
+    pub proto: Option<Proto>,
+    /// Virtual IP.
+    pub vip: Option<IpAddr>,
+    /// Virtual port.
+    pub vport: Option<u16>,
+    /// Client address.
+    pub client: Option<IpAddr>,
+    /// Real server address.
+    pub real: Option<IpAddr>,
+    /// Real server port.
+    pub real_port: Option<u16>,
+    /// State name, case-insensitive.
+    pub state: Option<String>,
+}
+
+impl ConnFilter {
+    /// True when `c` passes the filter.
+    pub fn matches(&self, c: &ConnEntry) -> bool {
+        fn ok<T: PartialEq>(want: &Option<T>, have: &T) -> bool {
+            want.as_ref().is_none_or(|w| w == have)
+        }
+        ok(&self.proto, &c.proto)
+            && ok(&self.vip, &c.vip)
+            && ok(&self.vport, &c.vport)
+            && ok(&self.client, &c.client_addr)
+            && ok(&self.real, &c.real_addr)
+            && ok(&self.real_port, &c.real_port)
+            && self
+                .state
+                .as_ref()
+                .is_none_or(|s| s.eq_ignore_ascii_case(&c.state))
+    }
+}
+
+/// A page of connections.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ConnPage {
+    /// Matching connections in total (all pages).
+    pub total: u64,
+    /// Index of the first entry of this page.
+    pub offset: usize,
+    /// The page.
+    pub connections: Vec<ConnEntry>,
+}
+
+/// An in-process data plane: keeps the last applied configuration and counters set by its owner.
+#[derive(Debug, Default)]
+pub struct MemoryDataplane {
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    applied: Option<Arc<Config>>,
+    applies: u64,
+    stats: StatsSnapshot,
+    conns: Vec<ConnEntry>,
+}
+
+impl MemoryDataplane {
+    /// A data plane with a connection table of `capacity` entries and no traffic.
+    pub fn new(capacity: u64) -> MemoryDataplane {
+        let dp = MemoryDataplane::default();
+        dp.lock().stats.conn_table.capacity = capacity;
+        dp
+    }
+
+    fn lock(&self) -> MutexGuard<'_, MemoryInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The configuration last applied.
+    pub fn applied(&self) -> Option<Arc<Config>> {
+        self.lock().applied.clone()
+    }
+
+    /// How many times [`Dataplane::apply`] was called.
+    pub fn apply_count(&self) -> u64 {
+        self.lock().applies
+    }
+
+    /// Replaces the counters that [`Dataplane::stats`] reports.
+    pub fn set_stats(&self, stats: StatsSnapshot) {
+        self.lock().stats = stats;
+    }
+
+    /// Replaces the connection table that [`Dataplane::connections`] lists.
+    pub fn set_connections(&self, conns: Vec<ConnEntry>) {
+        let mut g = self.lock();
+        g.stats.conn_table.entries = conns.len() as u64;
+        g.conns = conns;
+    }
+}
+
+impl Dataplane for MemoryDataplane {
+    fn apply(&self, cfg: &Arc<Config>) {
+        let mut g = self.lock();
+        g.applied = Some(cfg.clone());
+        g.applies += 1;
+    }
+
+    fn stats(&self) -> StatsSnapshot {
+        self.lock().stats.clone()
+    }
+
+    fn connections(&self, filter: &ConnFilter, offset: usize, limit: usize) -> ConnPage {
+        let g = self.lock();
+        let matching = g.conns.iter().filter(|c| filter.matches(c));
+        let total = matching.clone().count() as u64;
+        ConnPage {
+            total,
+            offset,
+            connections: matching.skip(offset).take(limit).cloned().collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(client: &str, state: &str) -> ConnEntry {
+        ConnEntry {
+            proto: Proto::Tcp,
+            client_addr: client.parse().unwrap(),
+            client_port: 40000,
+            vip: "192.0.2.1".parse().unwrap(),
+            vport: 80,
+            local_addr: None,
+            local_port: 0,
+            real_addr: "10.0.0.1".parse().unwrap(),
+            real_port: 80,
+            state: state.into(),
+            expires_s: 60,
+        }
+    }
+
+    #[test]
+    fn test_memory_connections_filter_and_page() {
+        let dp = MemoryDataplane::new(4096);
+        dp.set_connections(vec![
+            conn("198.51.100.1", "ESTABLISHED"),
+            conn("198.51.100.2", "FIN_WAIT"),
+            conn("198.51.100.3", "ESTABLISHED"),
+        ]);
+        let f = ConnFilter {
+            state: Some("established".into()),
+            ..ConnFilter::default()
+        };
+        let page = dp.connections(&f, 1, 10);
+        assert_eq!(page.total, 2);
+        assert_eq!(page.connections.len(), 1);
+        assert_eq!(page.connections[0].client_addr.to_string(), "198.51.100.3");
+        assert_eq!(dp.stats().conn_table.entries, 3);
+        assert_eq!(dp.stats().conn_table.capacity, 4096);
+    }
+}

@@ -1,0 +1,333 @@
+//! Prometheus metrics, built from one statistics snapshot at scrape time.
+//!
+//! A fresh registry is filled from [`Dataplane::stats`](crate::Dataplane::stats) on every scrape,
+//! so each value is exactly the data plane's counter at that instant (no second copy of the
+//! counters drifts). Every configured service and real server is exported, with zeros when the
+//! data plane has not reported it yet.
+
+use dataplane::flow::Proto;
+use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+use crate::config::Config;
+use crate::dataplane::{Counters, StatsSnapshot};
+
+/// `Content-Type` of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+const SVC: &[&str] = &["proto", "vip", "port"];
+const SVC_DIR: &[&str] = &["proto", "vip", "port", "direction"];
+const RS: &[&str] = &["proto", "vip", "port", "real_addr", "real_port"];
+const RS_DIR: &[&str] = &[
+    "proto",
+    "vip",
+    "port",
+    "real_addr",
+    "real_port",
+    "direction",
+];
+
+struct Traffic {
+    conns: IntCounterVec,
+    packets: IntCounterVec,
+    bytes: IntCounterVec,
+    active: IntGaugeVec,
+    inactive: IntGaugeVec,
+}
+
+impl Traffic {
+    fn new(
+        reg: &Registry,
+        prefix: &str,
+        what: &str,
+        l: &[&str],
+        ld: &[&str],
+    ) -> prometheus::Result<Traffic> {
+        Ok(Traffic {
+            conns: counter(
+                reg,
+                &format!("{prefix}_connections_total"),
+                &format!("Connections scheduled to the {what}."),
+                l,
+            )?,
+            packets: counter(
+                reg,
+                &format!("{prefix}_packets_total"),
+                &format!(
+                    "Packets of the {what} by direction (in: client to real server, out: back)."
+                ),
+                ld,
+            )?,
+            bytes: counter(
+                reg,
+                &format!("{prefix}_bytes_total"),
+                &format!(
+                    "Bytes of the {what} by direction (in: client to real server, out: back)."
+                ),
+                ld,
+            )?,
+            active: gauge(
+                reg,
+                &format!("{prefix}_active_connections"),
+                &format!("Connections of the {what} in TCP ESTABLISHED."),
+                l,
+            )?,
+            inactive: gauge(
+                reg,
+                &format!("{prefix}_inactive_connections"),
+                &format!("Connections of the {what} in any other state."),
+                l,
+            )?,
+        })
+    }
+
+    fn set(&self, labels: &[&str], c: &Counters, active: u64, inactive: u64) {
+        let with = |dir: &'static str| {
+            let mut v = labels.to_vec();
+            v.push(dir);
+            v
+        };
+        self.conns.with_label_values(labels).inc_by(c.conns);
+        self.packets.with_label_values(&with("in")).inc_by(c.inpkts);
+        self.packets
+            .with_label_values(&with("out"))
+            .inc_by(c.outpkts);
+        self.bytes.with_label_values(&with("in")).inc_by(c.inbytes);
+        self.bytes
+            .with_label_values(&with("out"))
+            .inc_by(c.outbytes);
+        self.active.with_label_values(labels).set(clamp(active));
+        self.inactive.with_label_values(labels).set(clamp(inactive));
+    }
+}
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn counter(
+    reg: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    reg.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn gauge(
+    reg: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntGaugeVec> {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    reg.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+fn proto_name(p: Proto) -> &'static str {
+    match p {
+        Proto::Tcp => "tcp",
+        Proto::Udp => "udp",
+    }
+}
+
+/// The text exposition of every metric for `cfg` and `snap`.
+pub fn render(cfg: &Config, snap: &StatsSnapshot) -> prometheus::Result<String> {
+    let reg = Registry::new();
+    let svc = Traffic::new(&reg, "ironvs_service", "virtual service", SVC, SVC_DIR)?;
+    let rs = Traffic::new(&reg, "ironvs_real_server", "real server", RS, RS_DIR)?;
+    let weight = gauge(
+        &reg,
+        "ironvs_real_server_weight",
+        "Configured weight of the real server (0: drained).",
+        RS,
+    )?;
+    for entry in cfg.services() {
+        let k = entry.service.key;
+        let (vip, port) = (k.vip.to_string(), k.port.to_string());
+        let labels = [proto_name(k.proto), vip.as_str(), port.as_str()];
+        let s = snap.service(&k);
+        let mut act = 0;
+        let mut inact = 0;
+        for (rk, re) in &entry.real_servers {
+            let r = s.and_then(|s| s.real_server(rk));
+            let (a, i) = r.map_or((0, 0), |r| (r.active_conns, r.inactive_conns));
+            act += a;
+            inact += i;
+            let (ra, rp) = (rk.addr.to_string(), rk.port.to_string());
+            let rl = [labels[0], labels[1], labels[2], ra.as_str(), rp.as_str()];
+            rs.set(&rl, &r.map(|r| r.counters).unwrap_or_default(), a, i);
+            weight
+                .with_label_values(&rl)
+                .set(i64::from(re.server.weight));
+        }
+        svc.set(
+            &labels,
+            &s.map(|s| s.counters).unwrap_or_default(),
+            act,
+            inact,
+        );
+    }
+
+    let wpk = counter(
+        &reg,
+        "ironvs_worker_packets_total",
+        "Packets handled by the worker lcore by direction (rx, tx).",
+        &["worker", "direction"],
+    )?;
+    let wdrop = counter(
+        &reg,
+        "ironvs_worker_dropped_packets_total",
+        "Packets dropped by the worker lcore, by reason.",
+        &["worker", "reason"],
+    )?;
+    for w in &snap.workers {
+        let id = w.worker.to_string();
+        wpk.with_label_values(&[id.as_str(), "rx"])
+            .inc_by(w.rx_packets);
+        wpk.with_label_values(&[id.as_str(), "tx"])
+            .inc_by(w.tx_packets);
+        for (reason, n) in &w.drops {
+            wdrop
+                .with_label_values(&[id.as_str(), reason.as_str()])
+                .inc_by(*n);
+        }
+    }
+
+    let ppk = counter(
+        &reg,
+        "ironvs_port_packets_total",
+        "Packets through the NIC port by direction (rx, tx).",
+        &["port", "direction"],
+    )?;
+    let pby = counter(
+        &reg,
+        "ironvs_port_bytes_total",
+        "Bytes through the NIC port by direction (rx, tx).",
+        &["port", "direction"],
+    )?;
+    let pmiss = counter(
+        &reg,
+        "ironvs_port_rx_missed_packets_total",
+        "Packets the NIC dropped for lack of receive descriptors.",
+        &["port"],
+    )?;
+    let perr = counter(
+        &reg,
+        "ironvs_port_errors_total",
+        "Errors on the NIC port by direction (rx, tx).",
+        &["port", "direction"],
+    )?;
+    for p in &snap.ports {
+        let id = p.port.to_string();
+        let id = id.as_str();
+        ppk.with_label_values(&[id, "rx"]).inc_by(p.rx_packets);
+        ppk.with_label_values(&[id, "tx"]).inc_by(p.tx_packets);
+        pby.with_label_values(&[id, "rx"]).inc_by(p.rx_bytes);
+        pby.with_label_values(&[id, "tx"]).inc_by(p.tx_bytes);
+        pmiss.with_label_values(&[id]).inc_by(p.rx_missed);
+        perr.with_label_values(&[id, "rx"]).inc_by(p.rx_errors);
+        perr.with_label_values(&[id, "tx"]).inc_by(p.tx_errors);
+    }
+
+    let ct = prometheus::IntGauge::new(
+        "ironvs_conn_table_entries",
+        "Connection-table entries in use, all workers.",
+    )?;
+    let cap = prometheus::IntGauge::new(
+        "ironvs_conn_table_capacity",
+        "Connection-table entries available, all workers.",
+    )?;
+    ct.set(clamp(snap.conn_table.entries));
+    cap.set(clamp(snap.conn_table.capacity));
+    reg.register(Box::new(ct))?;
+    reg.register(Box::new(cap))?;
+
+    let mut out = Vec::new();
+    TextEncoder::new().encode(&reg.gather(), &mut out)?;
+    String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::{ConnTableStats, RealServerStats, ServiceStats, WorkerStats};
+    use dataplane::model::{
+        FwdMode, RealServer, RealServerKey, SchedulerKind, Service, ServiceFlags, ServiceKey,
+    };
+
+    #[test]
+    fn test_render_exact_values() {
+        let key = ServiceKey {
+            proto: Proto::Tcp,
+            vip: "2001:db8::1".parse().unwrap(),
+            port: 443,
+        };
+        let rk = RealServerKey {
+            addr: "2001:db8::2".parse().unwrap(),
+            port: 443,
+        };
+        let mut cfg = Config::default();
+        cfg.add_service(
+            Service {
+                key,
+                scheduler: SchedulerKind::Rr,
+                persistence: None,
+                flags: ServiceFlags::default(),
+            },
+            vec![RealServer {
+                key: rk,
+                weight: 5,
+                mode: FwdMode::Dr,
+                upper_threshold: 0,
+                lower_threshold: 0,
+            }],
+        )
+        .unwrap();
+        let c = Counters {
+            conns: 7,
+            inpkts: 11,
+            outpkts: 13,
+            inbytes: 17_000_000_000,
+            outbytes: 19,
+        };
+        let snap = StatsSnapshot {
+            services: vec![ServiceStats {
+                key,
+                counters: c,
+                real_servers: vec![RealServerStats {
+                    key: rk,
+                    counters: c,
+                    active_conns: 3,
+                    inactive_conns: 4,
+                }],
+            }],
+            workers: vec![WorkerStats {
+                worker: 1,
+                rx_packets: 100,
+                tx_packets: 90,
+                drops: [("no_service".to_string(), 10)].into(),
+            }],
+            ports: vec![],
+            conn_table: ConnTableStats {
+                entries: 7,
+                capacity: 4096,
+            },
+        };
+        let text = render(&cfg, &snap).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for want in [
+            r#"ironvs_service_bytes_total{direction="in",port="443",proto="tcp",vip="2001:db8::1"} 17000000000"#,
+            r#"ironvs_service_active_connections{port="443",proto="tcp",vip="2001:db8::1"} 3"#,
+            r#"ironvs_real_server_connections_total{port="443",proto="tcp",real_addr="2001:db8::2",real_port="443",vip="2001:db8::1"} 7"#,
+            r#"ironvs_real_server_weight{port="443",proto="tcp",real_addr="2001:db8::2",real_port="443",vip="2001:db8::1"} 5"#,
+            r#"ironvs_worker_dropped_packets_total{reason="no_service",worker="1"} 10"#,
+            "ironvs_conn_table_capacity 4096",
+            "# TYPE ironvs_service_packets_total counter",
+        ] {
+            assert!(lines.contains(&want), "missing {want}\n{text}");
+        }
+    }
+}

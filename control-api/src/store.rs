@@ -1,0 +1,127 @@
+//! The one place configuration changes happen: copy, change, validate, save, publish.
+//!
+//! A change runs on a copy of the current [`Config`]; if it fails, or the state file cannot be
+//! written, nothing is published and the old configuration stays. Changes are serialised by a
+//! mutex, so the file and the data plane see them in the order they were made.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::config::Config;
+use crate::dataplane::Dataplane;
+use crate::persist::{self, PersistError};
+use crate::validate::ConfigError;
+
+/// Why a change was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The change itself was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The new state could not be saved.
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+}
+
+/// The current configuration, its state file and the data plane it is published to.
+pub struct Store {
+    current: Mutex<Arc<Config>>,
+    state_file: Option<PathBuf>,
+    dataplane: Arc<dyn Dataplane>,
+}
+
+impl Store {
+    /// Loads the state file (if any, a missing file being empty) and publishes it.
+    pub fn open(
+        state_file: Option<PathBuf>,
+        dataplane: Arc<dyn Dataplane>,
+    ) -> Result<Store, PersistError> {
+        let cfg = match &state_file {
+            Some(p) => persist::load(p)?,
+            None => Config::default(),
+        };
+        let cfg = Arc::new(cfg);
+        dataplane.apply(&cfg);
+        Ok(Store {
+            current: Mutex::new(cfg),
+            state_file,
+            dataplane,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Arc<Config>> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The configuration in force.
+    pub fn current(&self) -> Arc<Config> {
+        self.lock().clone()
+    }
+
+    /// The data plane this store publishes to.
+    pub fn dataplane(&self) -> &Arc<dyn Dataplane> {
+        &self.dataplane
+    }
+
+    /// Applies `change` to a copy; on success saves and publishes it and returns `change`'s value.
+    pub fn update<T>(
+        &self,
+        change: impl FnOnce(&mut Config) -> Result<T, ConfigError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self.lock();
+        let mut next = Config::clone(&guard);
+        let out = change(&mut next)?;
+        if next == **guard {
+            return Ok(out);
+        }
+        if let Some(p) = &self.state_file {
+            persist::save(p, &next)?;
+        }
+        let next = Arc::new(next);
+        *guard = next.clone();
+        self.dataplane.apply(&next);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::MemoryDataplane;
+    use dataplane::model::LocalAddr;
+
+    #[test]
+    fn test_update_saves_and_publishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let dp = Arc::new(MemoryDataplane::new(16));
+        let store = Store::open(Some(path.clone()), dp.clone()).unwrap();
+        assert_eq!(dp.apply_count(), 1);
+        let l = LocalAddr {
+            addr: "198.51.100.1".parse().unwrap(),
+        };
+        store.update(|c| c.add_laddr(l)).unwrap();
+        assert_eq!(dp.apply_count(), 2);
+        assert_eq!(dp.applied().unwrap().laddrs().count(), 1);
+        let err = store.update(|c| c.add_laddr(l)).unwrap_err();
+        assert!(matches!(err, StoreError::Config(ConfigError::Exists(_))));
+        assert_eq!(dp.apply_count(), 2, "a failed change is not published");
+        let reopened = Store::open(Some(path), Arc::new(MemoryDataplane::new(16))).unwrap();
+        assert_eq!(*reopened.current(), *store.current());
+    }
+
+    #[test]
+    fn test_unwritable_state_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no-such-dir").join("state.json");
+        let dp = Arc::new(MemoryDataplane::new(16));
+        let store = Store::open(Some(path), dp.clone()).unwrap();
+        let l = LocalAddr {
+            addr: "198.51.100.1".parse().unwrap(),
+        };
+        let err = store.update(|c| c.add_laddr(l)).unwrap_err();
+        assert!(matches!(err, StoreError::Persist(_)));
+        assert_eq!(store.current().laddrs().count(), 0);
+        assert_eq!(dp.apply_count(), 1);
+    }
+}

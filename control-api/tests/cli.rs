@@ -1,0 +1,417 @@
+//! `ironvsadm` golden output: the built binary against an in-process server with a
+//! `MemoryDataplane`. Expected layouts were produced with ipvsadm's own printf formats.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use control_api::{
+    ConnEntry, ControlPlane, Counters, Dataplane, MemoryDataplane, Options, RealServerStats,
+    ServiceStats,
+};
+use dataplane::flow::Proto;
+use dataplane::model::{RealServerKey, ServiceKey};
+
+struct Server {
+    rt: tokio::runtime::Runtime,
+    cp: Option<ControlPlane>,
+    dp: Arc<MemoryDataplane>,
+    url: String,
+}
+
+impl Server {
+    fn start(token: Option<&str>, state_file: Option<PathBuf>) -> Server {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dp = Arc::new(MemoryDataplane::new(4096));
+        let opts = Options {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            token: token.map(str::to_string),
+            state_file,
+        };
+        let cp = rt.block_on(ControlPlane::start(opts, dp.clone())).unwrap();
+        let url = format!("http://{}", cp.local_addr());
+        Server {
+            rt,
+            cp: Some(cp),
+            dp,
+            url,
+        }
+    }
+
+    fn adm(&self, args: &str) -> Output {
+        self.adm_stdin(args, None)
+    }
+
+    fn adm_stdin(&self, args: &str, stdin: Option<&str>) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ironvsadm"))
+            .args(args.split_whitespace())
+            .env("IRONVS_API", &self.url)
+            .env_remove("IRONVS_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    fn ok(&self, args: &str) -> String {
+        let o = self.adm(args);
+        assert!(
+            o.status.success(),
+            "ironvsadm {args}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(cp) = self.cp.take() {
+            let _ = self.rt.block_on(cp.shutdown());
+        }
+    }
+}
+
+fn lines(l: &[&str]) -> String {
+    let mut s = l.join("\n");
+    s.push('\n');
+    s
+}
+
+const SETUP: &[&str] = &[
+    "-A -t 192.0.2.10:80 -s wrr",
+    "-a -t 192.0.2.10:80 -r 10.0.0.1:80 -g -w 3",
+    "-a -t 192.0.2.10:80 -r 10.0.0.2:8080 -m",
+    "-A -u 192.0.2.10:53 -s sh -b sh-fallback,sh-port -p 600 -M 255.255.255.0",
+    "-a -u 192.0.2.10:53 -r 10.0.0.3 -i -w 2 -x 100 -y 50",
+    "-A -t [2001:db8::10]:443 -s mh",
+    "-a -t [2001:db8::10]:443 -r [2001:db8::20]:8443 --fullnat -w 5",
+];
+
+const SAVED: &[&str] = &[
+    "-A -t 192.0.2.10:80 -s wrr",
+    "-a -t 192.0.2.10:80 -r 10.0.0.1:80 -g -w 3",
+    "-a -t 192.0.2.10:80 -r 10.0.0.2:8080 -m -w 1",
+    "-A -t [2001:db8::10]:443 -s mh",
+    "-a -t [2001:db8::10]:443 -r [2001:db8::20]:8443 --fullnat -w 5",
+    "-A -u 192.0.2.10:53 -s sh -p 600 -M 255.255.255.0 -b sh-fallback,sh-port",
+    "-a -u 192.0.2.10:53 -r 10.0.0.3:53 -i -w 2 -x 100 -y 50",
+];
+
+fn set_traffic(dp: &MemoryDataplane) {
+    let c = |conns, inpkts, outpkts, inbytes, outbytes| Counters {
+        conns,
+        inpkts,
+        outpkts,
+        inbytes,
+        outbytes,
+    };
+    let rs = |addr: &str, port, counters, active_conns, inactive_conns| RealServerStats {
+        key: RealServerKey {
+            addr: addr.parse().unwrap(),
+            port,
+        },
+        counters,
+        active_conns,
+        inactive_conns,
+    };
+    let mut snap = dp.stats();
+    snap.services = vec![ServiceStats {
+        key: ServiceKey {
+            proto: Proto::Tcp,
+            vip: "192.0.2.10".parse().unwrap(),
+            port: 80,
+        },
+        counters: c(12, 345, 300, 123_456_789, 98_765),
+        real_servers: vec![
+            rs("10.0.0.1", 80, c(7, 200, 180, 100_000_000, 50_000), 2, 1),
+            rs("10.0.0.2", 8080, c(5, 145, 120, 23_456_789, 48_765), 0, 0),
+        ],
+    }];
+    dp.set_stats(snap);
+    let conn = |proto,
+                client: &str,
+                cport,
+                vip: &str,
+                vport,
+                real: &str,
+                rport,
+                state: &str,
+                expires_s| ConnEntry {
+        proto,
+        client_addr: client.parse().unwrap(),
+        client_port: cport,
+        vip: vip.parse().unwrap(),
+        vport,
+        local_addr: None,
+        local_port: 0,
+        real_addr: real.parse().unwrap(),
+        real_port: rport,
+        state: state.into(),
+        expires_s,
+    };
+    dp.set_connections(vec![
+        conn(
+            Proto::Tcp,
+            "198.51.100.7",
+            40001,
+            "192.0.2.10",
+            80,
+            "10.0.0.1",
+            80,
+            "ESTABLISHED",
+            895,
+        ),
+        conn(
+            Proto::Tcp,
+            "2001:db8::99",
+            40002,
+            "2001:db8::10",
+            443,
+            "2001:db8::20",
+            8443,
+            "FIN_WAIT",
+            61,
+        ),
+        conn(
+            Proto::Udp,
+            "198.51.100.8",
+            5353,
+            "192.0.2.10",
+            53,
+            "10.0.0.3",
+            53,
+            "UDP",
+            299,
+        ),
+    ]);
+}
+
+#[test]
+fn test_listings_golden() {
+    let s = Server::start(None, None);
+    for cmd in SETUP {
+        s.ok(cmd);
+    }
+    set_traffic(&s.dp);
+    let want_list = lines(&[
+        "IP Virtual Server version 1.2.1 (size=4096)",
+        "Prot LocalAddress:Port Scheduler Flags",
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn",
+        "TCP  192.0.2.10:80 wrr",
+        "  -> 10.0.0.1:80                  Route   3      2          1         ",
+        "  -> 10.0.0.2:8080                Masq    1      0          0         ",
+        "TCP  [2001:db8::10]:443 mh",
+        "  -> [2001:db8::20]:8443          FullNat 5      0          0         ",
+        "UDP  192.0.2.10:53 sh (sh-fallback,sh-port) persistent 600 mask 255.255.255.0",
+        "  -> 10.0.0.3:53                  Tunnel  2      0          0         ",
+    ]);
+    assert_eq!(s.ok("-L -n"), want_list);
+    assert_eq!(s.ok("-Ln"), want_list);
+    assert_eq!(s.ok(""), want_list, "no command lists, like ipvsadm");
+    assert_eq!(
+        s.ok("-L -n --stats"),
+        lines(&[
+            "IP Virtual Server version 1.2.1 (size=4096)",
+            "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes",
+            "  -> RemoteAddress:Port",
+            "TCP  192.0.2.10:80                      12      345      300  123456K    98765",
+            "  -> 10.0.0.1:80                         7      200      180  100000K    50000",
+            "  -> 10.0.0.2:8080                       5      145      120 23456789    48765",
+            "TCP  [2001:db8::10]:443                  0        0        0        0        0",
+            "  -> [2001:db8::20]:8443                 0        0        0        0        0",
+            "UDP  192.0.2.10:53                       0        0        0        0        0",
+            "  -> 10.0.0.3:53                         0        0        0        0        0",
+        ])
+    );
+    // Counters are constant, so every estimator sample sees a zero delta: rates are exactly 0.
+    assert_eq!(
+        s.ok("-L -n --rate"),
+        lines(&[
+            "IP Virtual Server version 1.2.1 (size=4096)",
+            "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS",
+            "  -> RemoteAddress:Port",
+            "TCP  192.0.2.10:80                       0        0        0        0        0",
+            "  -> 10.0.0.1:80                         0        0        0        0        0",
+            "  -> 10.0.0.2:8080                       0        0        0        0        0",
+            "TCP  [2001:db8::10]:443                  0        0        0        0        0",
+            "  -> [2001:db8::20]:8443                 0        0        0        0        0",
+            "UDP  192.0.2.10:53                       0        0        0        0        0",
+            "  -> 10.0.0.3:53                         0        0        0        0        0",
+        ])
+    );
+    assert_eq!(
+        s.ok("-L -n -c"),
+        lines(&[
+            "IPVS connection entries",
+            "pro expire state       source             virtual            destination",
+            "TCP 14:55  ESTABLISHED 198.51.100.7:40001 192.0.2.10:80      10.0.0.1:80",
+            "TCP 01:01  FIN_WAIT    [2001:db8::99]:40002 [2001:db8::10]:443 [2001:db8::20]:8443",
+            "UDP 04:59  UDP         198.51.100.8:5353  192.0.2.10:53      10.0.0.3:53",
+        ])
+    );
+    assert_eq!(
+        s.ok("-L -n -t 192.0.2.10:80"),
+        lines(&[
+            "Prot LocalAddress:Port Scheduler Flags",
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn",
+            "TCP  192.0.2.10:80 wrr",
+            "  -> 10.0.0.1:80                  Route   3      2          1         ",
+            "  -> 10.0.0.2:8080                Masq    1      0          0         ",
+        ])
+    );
+    assert_eq!(
+        s.ok("-L --timeout"),
+        "Timeout (tcp tcpfin udp): 900 120 300\n"
+    );
+    s.ok("--set 0 60 30");
+    assert_eq!(
+        s.ok("-L --timeout"),
+        "Timeout (tcp tcpfin udp): 900 60 30\n"
+    );
+}
+
+#[test]
+fn test_save_clear_restore_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let s = Server::start(None, Some(state.clone()));
+    for cmd in SETUP {
+        s.ok(cmd);
+    }
+    s.ok("--add-laddr -z 198.51.100.50");
+    let saved = s.ok("-S -n");
+    assert_eq!(saved, lines(SAVED));
+    let before = s.dp.applied().unwrap();
+    s.ok("-C");
+    assert_eq!(s.ok("-S"), "");
+    let o = s.adm_stdin("-R", Some(&saved));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(s.ok("-S"), saved);
+    // Same configuration (slots may differ: they follow creation order).
+    assert_eq!(
+        control_api::persist::to_text(&s.dp.applied().unwrap()),
+        control_api::persist::to_text(&before)
+    );
+    assert_eq!(s.ok("--get-laddr"), "LocalAddress\n198.51.100.50\n");
+
+    // Edit and delete through the CLI, then restart from the state file.
+    s.ok("-e -t 192.0.2.10:80 -r 10.0.0.1:80 -g -w 0");
+    s.ok("-d -t 192.0.2.10:80 -r 10.0.0.2:8080");
+    s.ok("-E -t 192.0.2.10:80 -s rr -p 60");
+    s.ok("-D -u 192.0.2.10:53");
+    let after = s.ok("-S");
+    assert_eq!(
+        after,
+        lines(&[
+            "-A -t 192.0.2.10:80 -s rr -p 60",
+            "-a -t 192.0.2.10:80 -r 10.0.0.1:80 -g -w 0",
+            "-A -t [2001:db8::10]:443 -s mh",
+            "-a -t [2001:db8::10]:443 -r [2001:db8::20]:8443 --fullnat -w 5",
+        ])
+    );
+    drop(s);
+    let s2 = Server::start(None, Some(state));
+    assert_eq!(s2.ok("-S"), after, "restart restores the saved state");
+    assert_eq!(s2.ok("--get-laddr"), "LocalAddress\n198.51.100.50\n");
+}
+
+#[test]
+fn test_restore_error_names_line() {
+    let s = Server::start(None, None);
+    let o = s.adm_stdin(
+        "-R",
+        Some("-A -t 192.0.2.10:80 -s rr\n\n-A -t 192.0.2.11:80 -s bogus\n"),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(
+        err.starts_with("ironvsadm: line 3: scheduler: unknown variant `bogus`"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+    assert_eq!(s.ok("-S"), "-A -t 192.0.2.10:80 -s rr\n");
+}
+
+#[test]
+fn test_errors_one_line_and_exit_codes() {
+    let s = Server::start(Some("tok"), None);
+    let fail = |o: Output, code: i32, starts: &str| {
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert_eq!(o.status.code(), Some(code), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with(starts), "{err}");
+    };
+    fail(
+        s.adm("-A -t 192.0.2.10:80 -s rr"),
+        1,
+        "ironvsadm: this request changes state",
+    );
+    fail(
+        s.adm("-A -t 192.0.2.10:80 -s rr --token wrong"),
+        1,
+        "ironvsadm: this request changes state",
+    );
+    s.ok("-A -t 192.0.2.10:80 -s rr --token tok");
+    fail(
+        s.adm("-A -t 192.0.2.10:80 -s rr --token tok"),
+        1,
+        "ironvsadm: service tcp:192.0.2.10:80 already exists",
+    );
+    fail(
+        s.adm("-a -t 192.0.2.10:80 -r 10.0.0.1:8080 -g --token tok"),
+        1,
+        "ironvsadm: port: must equal the virtual port 80",
+    );
+    fail(
+        s.adm("-A -t 192.0.2.10:80 --bogus"),
+        2,
+        "ironvsadm: unexpected argument",
+    );
+    fail(
+        s.adm("-A -t 192.0.2.10:99999"),
+        2,
+        "ironvsadm: invalid port",
+    );
+    fail(s.adm("-A -s rr"), 2, "ironvsadm: a service must be given");
+    fail(s.adm("-C -L"), 2, "ironvsadm: multiple commands specified");
+    fail(
+        s.adm("-D -t 192.0.2.99:80 --token tok"),
+        1,
+        "ironvsadm: service tcp:192.0.2.99:80 does not exist",
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_ironvsadm"))
+        .args(["-L", "-n", "--server", "http://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    fail(
+        o,
+        1,
+        "ironvsadm: cannot reach the IronVS API at http://127.0.0.1:1",
+    );
+}
+
+#[test]
+fn test_classic_howto_lines() {
+    let s = Server::start(None, None);
+    for sched in ["rr", "wrr", "lc", "wlc", "sh", "dh", "sed", "nq"] {
+        s.ok("-C");
+        s.ok(&format!("-A -t 192.0.2.10:80 -s {sched}"));
+        s.ok("-a -t 192.0.2.10:80 -r 10.0.0.1:80 -g -w 1");
+        s.ok("-a -t 192.0.2.10:80 -r 10.0.0.2:80 -m -w 2");
+        s.ok("-a -t 192.0.2.10:80 -r 10.0.0.3:80 -i -w 3");
+        let listing = s.ok("-L -n --stats");
+        assert_eq!(listing.lines().count(), 3 + 1 + 3, "{listing}");
+    }
+}
