@@ -8,6 +8,8 @@ APT_PACKAGES=(
   dpdk libdpdk-dev pkg-config libclang-dev
   # lab and end-to-end tests: namespaces, veth, ping, captures, traffic
   iproute2 iputils-ping ethtool tcpdump curl python3
+  # control-plane tests: promtool checks the /metrics exposition
+  prometheus
 )
 
 missing=()
@@ -24,6 +26,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# control-plane tests: schemathesis fuzzes the REST API against its OpenAPI document
+if ! command -v st >/dev/null; then
+  echo "install-deps: installing schemathesis (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check "schemathesis==4.32.5"
 fi
 
 if ! command -v cargo >/dev/null; then
