@@ -55,6 +55,189 @@ pub struct Config {
     /// Data ports (at least one).
     #[serde(rename = "port")]
     pub ports: Vec<PortSection>,
+    /// Connection table and scheduler sizing.
+    #[serde(default)]
+    pub dataplane: DataplaneSection,
+    /// The REST API and saved state.
+    #[serde(default)]
+    pub api: ApiSection,
+    /// FullNAT local addresses.
+    #[serde(default)]
+    pub fullnat: FullNatSection,
+    /// Static routes (connected subnets come from the ports' addresses).
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteSection>,
+    /// Virtual services applied at start when there is no saved state.
+    #[serde(default, rename = "service")]
+    pub services: Vec<ServiceSection>,
+}
+
+/// `[dataplane]`: per-worker table sizes, fixed at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataplaneSection {
+    /// Connection-table capacity of each worker (128 bytes each).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// Real-server slots (across all services).
+    #[serde(default = "default_max_real_servers")]
+    pub max_real_servers: u32,
+}
+
+impl Default for DataplaneSection {
+    fn default() -> Self {
+        Self {
+            max_connections: default_max_connections(),
+            max_real_servers: default_max_real_servers(),
+        }
+    }
+}
+
+fn default_max_connections() -> u32 {
+    1 << 20
+}
+
+fn default_max_real_servers() -> u32 {
+    4096
+}
+
+/// `[api]`: the control plane's REST listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// Where the REST API listens; keep it on localhost or a management network.
+    #[serde(default = "default_api_listen")]
+    pub listen: std::net::SocketAddr,
+    /// Bearer token required for changes; none means changes are open to whoever reaches `listen`.
+    pub token: Option<String>,
+    /// File the configuration is saved to on every change and restored from at start.
+    pub state_file: Option<std::path::PathBuf>,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        Self {
+            listen: default_api_listen(),
+            token: None,
+            state_file: None,
+        }
+    }
+}
+
+fn default_api_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 9180))
+}
+
+/// `[fullnat]`: source addresses for FullNAT connections to real servers.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FullNatSection {
+    /// Local addresses (each must be on a port's connected subnet towards the real servers).
+    #[serde(default)]
+    pub local_addresses: Vec<IpAddr>,
+}
+
+/// `[[route]]`: a static route.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// Destination prefix, e.g. `0.0.0.0/0` or `2001:db8:100::/48`.
+    pub prefix: IfAddr,
+    /// The gateway; it must be on a connected subnet of one of the ports.
+    pub via: IpAddr,
+}
+
+/// `[[service]]`: a virtual service, like `ipvsadm -A`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSection {
+    /// `tcp` or `udp`.
+    pub proto: dataplane::flow::Proto,
+    /// The virtual IP.
+    pub vip: IpAddr,
+    /// The virtual port.
+    pub port: u16,
+    /// Scheduler name (`rr`, `wrr`, `wlc`, `mh`, …).
+    #[serde(default = "default_scheduler")]
+    pub scheduler: dataplane::model::SchedulerKind,
+    /// Persistence timeout in seconds (`-p`); absent means no persistence.
+    pub persistence: Option<u32>,
+    /// Persistence netmask as a prefix length (`-M`); 32 or 128 by default.
+    pub persistence_prefix: Option<u8>,
+    /// Scheduler flags (`fallback`, `hash_port`, `one_packet`).
+    #[serde(default)]
+    pub flags: dataplane::model::ServiceFlags,
+    /// Real servers (`ipvsadm -a`).
+    #[serde(default, rename = "real_server")]
+    pub real_servers: Vec<RealServerSection>,
+}
+
+fn default_scheduler() -> dataplane::model::SchedulerKind {
+    dataplane::model::SchedulerKind::Wlc
+}
+
+/// `[[service.real_server]]`: a real server, like `ipvsadm -a`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealServerSection {
+    /// Its address.
+    pub address: IpAddr,
+    /// Its port; the virtual port when absent.
+    pub port: Option<u16>,
+    /// Weight 0..=65535.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// `dr`, `nat`, `tun` or `fullnat`.
+    pub mode: dataplane::model::FwdMode,
+    /// `-x`: upper connection threshold.
+    #[serde(default)]
+    pub upper_threshold: u32,
+    /// `-y`: lower connection threshold.
+    #[serde(default)]
+    pub lower_threshold: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+impl ServiceSection {
+    /// The service as the data-plane model describes it.
+    pub fn to_model(&self) -> dataplane::model::Service {
+        use dataplane::model::{Persistence, Service, ServiceKey};
+        let full = if self.vip.is_ipv4() { 32 } else { 128 };
+        Service {
+            key: ServiceKey {
+                proto: self.proto,
+                vip: self.vip,
+                port: self.port,
+            },
+            scheduler: self.scheduler,
+            persistence: self.persistence.map(|timeout| Persistence {
+                timeout,
+                prefix_len: self.persistence_prefix.unwrap_or(full),
+            }),
+            flags: self.flags,
+        }
+    }
+
+    /// The real servers as the data-plane model describes them.
+    pub fn real_servers_model(&self) -> Vec<dataplane::model::RealServer> {
+        use dataplane::model::{RealServer, RealServerKey};
+        self.real_servers
+            .iter()
+            .map(|r| RealServer {
+                key: RealServerKey {
+                    addr: r.address,
+                    port: r.port.unwrap_or(self.port),
+                },
+                weight: r.weight,
+                mode: r.mode,
+                upper_threshold: r.upper_threshold,
+                lower_threshold: r.lower_threshold,
+            })
+            .collect()
+    }
 }
 
 /// `[eal]`: arguments passed to `rte_eal_init`.
@@ -162,6 +345,26 @@ pub struct PortSection {
     /// Receive everything, not only frames for the port's MAC.
     #[serde(default)]
     pub promiscuous: bool,
+    /// Name of a kernel interface (DPDK `net_tap`) that gets the traffic the data plane does not
+    /// handle (SSH, BGP, …) and whose packets go out of this port: the exception path.
+    pub kernel_interface: Option<String>,
+    /// How flows are spread over workers: `hardware` (the NIC's Toeplitz RSS with our key),
+    /// `software` (workers re-steer by the same hash), or `auto` (hardware when the device has it).
+    #[serde(default)]
+    pub rss: RssMode,
+}
+
+/// How a port spreads flows over the workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RssMode {
+    /// Hardware when the device supports Toeplitz RSS over IP and ports, else software.
+    #[default]
+    Auto,
+    /// The NIC's RSS, programmed with IronVS's key and redirection table.
+    Hardware,
+    /// Workers compute the same Toeplitz hash and pass packets to the owning worker.
+    Software,
 }
 
 fn default_desc() -> u16 {
@@ -445,6 +648,54 @@ addresses = ["192.0.2.1/24", "2001:db8::1/64"]
         let c = Config::parse(&cfg, "t").unwrap();
         assert!(c.eal_args().contains(&"--allow=0000:3b:00.1".to_string()));
         assert!(!c.eal_args().contains(&"--no-pci".to_string()));
+    }
+
+    #[test]
+    fn test_services_routes_and_api() {
+        let text = format!(
+            r#"{GOOD}
+[api]
+listen = "127.0.0.1:9999"
+state_file = "/var/lib/ironvs/state.json"
+
+[fullnat]
+local_addresses = ["203.0.113.200"]
+
+[[route]]
+prefix = "0.0.0.0/0"
+via = "192.0.2.254"
+
+[[service]]
+proto = "tcp"
+vip = "192.0.2.100"
+port = 80
+scheduler = "wrr"
+persistence = 600
+
+[[service.real_server]]
+address = "192.0.2.11"
+weight = 3
+mode = "dr"
+
+[[service.real_server]]
+address = "192.0.2.12"
+port = 8080
+mode = "nat"
+"#
+        );
+        let c = Config::parse(&text, "t").unwrap();
+        assert_eq!(c.api.listen.port(), 9999);
+        assert_eq!(c.routes[0].prefix.prefix, 0);
+        let svc = c.services[0].to_model();
+        assert_eq!(svc.scheduler, dataplane::model::SchedulerKind::Wrr);
+        assert_eq!(svc.persistence.unwrap().prefix_len, 32);
+        let rs = c.services[0].real_servers_model();
+        assert_eq!((rs[0].key.port, rs[0].weight), (80, 3));
+        assert_eq!((rs[1].key.port, rs[1].weight), (8080, 1));
+        assert_eq!(rs[1].mode, dataplane::model::FwdMode::Nat);
+        let bad = text.replace("scheduler = \"wrr\"", "scheduler = \"wrrr\"");
+        let err = Config::parse(&bad, "t").unwrap_err().to_string();
+        assert!(err.contains("line 29") && err.contains("wrr"), "{err}");
     }
 
     #[test]
