@@ -301,7 +301,7 @@ mod tests {
                     b.route(StaticRoute::on_link(p, *len, (i % 3) as u16));
                 }
             }
-            for (i, (k, len)) in v6.iter().enumerate() {
+            for (k, len) in v6.iter() {
                 let k = masked(k & 0xf000_0000_0000_0000_0000_0000_ffff_ffff, 128, *len);
                 let db8 = 0x2001_0db8u128 << 96;
                 if seen.insert((k, *len, false)) && !(k == db8 && *len == 64) {
