@@ -9,9 +9,11 @@
 //! gratuitous ARP / unsolicited NA announcements of the director's addresses and VIPs.
 
 mod cache;
-
+pub mod emit;
 mod index;
+mod observe;
 
 pub use cache::{
     Lookup, NeighCache, NeighConfig, NeighEntry, NeighState, NeighStats, Released, Request,
 };
+pub use observe::{observe, observe_frame};
