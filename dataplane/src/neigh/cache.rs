@@ -225,8 +225,9 @@ pub struct NeighCache<B, const H: usize = 4> {
 }
 
 impl<B, const H: usize> NeighCache<B, H> {
-    /// An empty cache; all memory is allocated here.
-    pub fn new(cfg: NeighConfig) -> Self {
+    /// An empty cache; all memory is allocated here (capacity is capped below `u32::MAX`).
+    pub fn new(mut cfg: NeighConfig) -> Self {
+        cfg.capacity = cfg.capacity.min(u32::MAX as usize - 1);
         NeighCache {
             cfg,
             entries: Vec::with_capacity(cfg.capacity),
@@ -317,7 +318,7 @@ impl<B, const H: usize> NeighCache<B, H> {
             updated_ms: now_ms,
             hold: Ring::new(),
         });
-        // pos < capacity <= u32::MAX in any sane configuration; the index is sized for it.
+        // pos < capacity < u32::MAX (capped in `new`); the index is sized for it.
         self.index.insert(key_hash(port, &ip), pos as u32);
         self.stats.entries.set(self.entries.len() as u64);
         self.arm(now_ms);
