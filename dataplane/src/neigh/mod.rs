@@ -10,10 +10,12 @@
 
 mod cache;
 pub mod emit;
+mod hold;
 mod index;
 mod observe;
+mod types;
 
-pub use cache::{
-    Lookup, NeighCache, NeighConfig, NeighEntry, NeighState, NeighStats, Released, Request,
-};
+pub use cache::NeighCache;
+pub use hold::Released;
 pub use observe::{observe, observe_frame};
+pub use types::{Lookup, NeighConfig, NeighEntry, NeighState, NeighStats, Request};
