@@ -95,9 +95,12 @@ impl Toeplitz {
     /// IPv4 addresses and TCP/UDP ports (NIC hash types `NONFRAG_IPV4_TCP/UDP`).
     #[inline]
     pub fn hash_v4(&self, src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> u32 {
-        self.hash_v4_addrs(src, dst)
-            ^ self.hash_at(8, &sport.to_be_bytes())
-            ^ self.hash_at(10, &dport.to_be_bytes())
+        let [s0, s1] = sport.to_be_bytes();
+        let [d0, d1] = dport.to_be_bytes();
+        let input = [
+            src[0], src[1], src[2], src[3], dst[0], dst[1], dst[2], dst[3], s0, s1, d0, d1,
+        ];
+        self.hash_at(0, &input)
     }
 
     /// IPv6 addresses only (NIC hash type `IPV6`).
