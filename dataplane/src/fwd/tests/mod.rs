@@ -49,7 +49,6 @@ pub(super) const ROUTER6: Addr = v6(0xfd, 0xc);
 pub(super) const MAC_P0: [u8; 6] = [2, 0, 0, 0, 0, 0xa0];
 pub(super) const MAC_P1: [u8; 6] = [2, 0, 0, 0, 0, 0xa1];
 pub(super) const MAC_ROUTER: [u8; 6] = [2, 0, 0, 0, 0, 0xfd];
-pub(super) const MAC_CLIENT_SIDE: [u8; 6] = [2, 0, 0, 0, 0, 0xcc];
 
 /// Real server `i` (v4 10.1.0.i, v6 2001:db8:0:1::i).
 pub(super) fn rip(i: u8) -> Addr {
