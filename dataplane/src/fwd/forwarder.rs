@@ -282,9 +282,8 @@ impl Forwarder {
             return Verdict::Drop(DropReason::NoConnection);
         }
         let loads = self.conns.loads();
-        let usable = |d: &SnapDest| {
-            d.weight > 0 && !loads.get(d.id.index()).is_some_and(|l| l.overloaded)
-        };
+        let usable =
+            |d: &SnapDest| d.weight > 0 && !loads.get(d.id.index()).is_some_and(|l| l.overloaded);
         // Persistence: a live template of the client's network picks the same server if usable.
         let mut template = None;
         let mut dest = None;
@@ -295,7 +294,10 @@ impl Forwarder {
         if let Some(tk) = &tkey {
             if let Some(t) = self.conns.find_template(tk) {
                 let tdest = self.conns.get(t).map(|c| c.dest);
-                match tdest.and_then(|id| svc.dest_by_id(id)).filter(|d| usable(d)) {
+                match tdest
+                    .and_then(|id| svc.dest_by_id(id))
+                    .filter(|d| usable(d))
+                {
                     Some(d) => {
                         dest = Some(*d);
                         template = Some(t);

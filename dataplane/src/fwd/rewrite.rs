@@ -110,7 +110,10 @@ pub(super) fn nat(
     let udp = field.is_some_and(|f| f.1);
     let mut l4c = field.map(|(off, _)| get16(frame, l4 + off));
     let mut ipc = if v4 { get16(frame, l3 + 10) } else { 0 };
-    let legs = [(src, pf.src, src_off(v4), 0usize), (dst, pf.dst, dst_off(v4), 2)];
+    let legs = [
+        (src, pf.src, src_off(v4), 0usize),
+        (dst, pf.dst, dst_off(v4), 2),
+    ];
     for (new, old_addr, aoff, poff) in legs {
         let Some((addr, port)) = new else { continue };
         if addr != old_addr {

@@ -13,9 +13,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::flow::{Addr, Proto};
-use crate::model::{
-    FwdMode, LocalAddr, Persistence, RealServer, Service, ServiceFlags, Timeouts,
-};
+use crate::model::{FwdMode, LocalAddr, Persistence, RealServer, Service, ServiceFlags, Timeouts};
 use crate::sched::{Dest, DestId, PlanError, SchedConfig, SchedPlan};
 
 /// MTU of a port the snapshot says nothing about.
@@ -436,8 +434,12 @@ mod tests {
     fn test_lookup_and_roles() {
         assert_send_sync::<Snapshot>();
         let mut b = SnapshotBuilder::new();
-        b.service(7, &svc("10.0.0.1", 80), &[(DestId(3), rs("10.1.0.1", FwdMode::Nat))])
-            .unwrap();
+        b.service(
+            7,
+            &svc("10.0.0.1", 80),
+            &[(DestId(3), rs("10.1.0.1", FwdMode::Nat))],
+        )
+        .unwrap();
         b.service(9, &svc("10.0.0.2", 0), &[]).unwrap();
         b.local_addr(LocalAddr {
             addr: "10.2.0.1".parse().unwrap(),
@@ -453,12 +455,18 @@ mod tests {
             Some(1)
         );
         assert_eq!(s.service(0).unwrap().slot, 7);
-        assert_eq!(s.service(0).unwrap().dest_by_id(DestId(3)).unwrap().port, 80);
+        assert_eq!(
+            s.service(0).unwrap().dest_by_id(DestId(3)).unwrap().port,
+            80
+        );
         assert_eq!(s.role(&vip), Some(AddrRole::Vip));
         assert_eq!(s.role(&Addr::v4([10, 2, 0, 1])), Some(AddrRole::Local));
         assert_eq!(s.role(&Addr::v4([10, 9, 0, 1])), None);
         assert!(s.is_own(&Addr::v4([10, 9, 0, 1])));
-        assert_eq!((s.mtu(1), s.mtu(0), s.mtu(5)), (9000, DEFAULT_MTU, DEFAULT_MTU));
+        assert_eq!(
+            (s.mtu(1), s.mtu(0), s.mtu(5)),
+            (9000, DEFAULT_MTU, DEFAULT_MTU)
+        );
         assert_eq!(s.port_addr(1, true), Some(Addr::v4([10, 9, 0, 1])));
         assert_eq!(s.port_addr(1, false), None);
     }
@@ -476,13 +484,21 @@ mod tests {
             Some(SnapshotError::DuplicateService)
         );
         assert_eq!(
-            b.service(3, &svc("2001:db8::1", 80), &[(DestId(0), rs("10.1.0.1", FwdMode::Nat))])
-                .err(),
+            b.service(
+                3,
+                &svc("2001:db8::1", 80),
+                &[(DestId(0), rs("10.1.0.1", FwdMode::Nat))]
+            )
+            .err(),
             Some(SnapshotError::FamilyMismatch)
         );
         // TUN to a v6 service is accepted here and dropped per packet.
         assert!(b
-            .service(4, &svc("2001:db8::1", 80), &[(DestId(0), rs("10.1.0.1", FwdMode::Tun))])
+            .service(
+                4,
+                &svc("2001:db8::1", 80),
+                &[(DestId(0), rs("10.1.0.1", FwdMode::Tun))]
+            )
             .is_ok());
     }
 }

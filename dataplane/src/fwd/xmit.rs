@@ -127,15 +127,7 @@ impl Forwarder {
             _ => return Verdict::Drop(DropReason::Malformed),
         }
         let ident = self.next_ip_id();
-        match encapsulate(
-            buf,
-            l3,
-            dip.v4_octets(),
-            real.v4_octets(),
-            64,
-            ident,
-            false,
-        ) {
+        match encapsulate(buf, l3, dip.v4_octets(), real.v4_octets(), 64, ident, false) {
             Ok(()) => egress(topo, buf.frame_mut(), &route),
             Err(EmitError::BufferTooShort) => Verdict::Drop(DropReason::NoHeadroom),
             Err(_) => Verdict::Drop(DropReason::Malformed),

@@ -8,12 +8,34 @@ fn unreach(code: u8, rest: u32) -> L4 {
 
 #[test]
 fn test_nat_error_from_server_side_goes_to_client() {
-    let snap = snapshot(Proto::Tcp, VIP, 80, None, &[rs(2, rip(2), 8080, FwdMode::Nat)]);
+    let snap = snapshot(
+        Proto::Tcp,
+        VIP,
+        80,
+        None,
+        &[rs(2, rip(2), 8080, FwdMode::Nat)],
+    );
     let mut f = forwarder();
-    let syn = frame(MAC_P0, MAC_ROUTER, CLIENT, VIP, 64, tcp(40000, 80, SYN), b"");
+    let syn = frame(
+        MAC_P0,
+        MAC_ROUTER,
+        CLIENT,
+        VIP,
+        64,
+        tcp(40000, 80, SYN),
+        b"",
+    );
     let (_, sent) = run(&mut f, &snap, 0, &syn, 1000);
     // As the client sent it, seen one hop later.
-    let orig = frame(MAC_P0, MAC_ROUTER, CLIENT, VIP, 63, tcp(40000, 80, SYN), b"");
+    let orig = frame(
+        MAC_P0,
+        MAC_ROUTER,
+        CLIENT,
+        VIP,
+        63,
+        tcp(40000, 80, SYN),
+        b"",
+    );
     for quote_len in [40, 28] {
         let err = frame(
             MAC_P1,
@@ -43,12 +65,34 @@ fn test_nat_error_from_server_side_goes_to_client() {
 
 #[test]
 fn test_fullnat_errors_both_ways() {
-    let snap = snapshot(Proto::Tcp, VIP, 80, None, &[rs(4, rip(4), 9000, FwdMode::FullNat)]);
+    let snap = snapshot(
+        Proto::Tcp,
+        VIP,
+        80,
+        None,
+        &[rs(4, rip(4), 9000, FwdMode::FullNat)],
+    );
     let mut f = forwarder();
-    let syn = frame(MAC_P0, MAC_ROUTER, CLIENT, VIP, 64, tcp(40000, 80, SYN), b"");
+    let syn = frame(
+        MAC_P0,
+        MAC_ROUTER,
+        CLIENT,
+        VIP,
+        64,
+        tcp(40000, 80, SYN),
+        b"",
+    );
     let (_, sent) = run(&mut f, &snap, 0, &syn, 1000);
     let lport = f.conns().iter().next().unwrap().1.lport;
-    let reply = frame(MAC_P1, rs_mac(4), rip(4), LIP, 64, tcp(9000, lport, SYN_ACK), b"");
+    let reply = frame(
+        MAC_P1,
+        rs_mac(4),
+        rip(4),
+        LIP,
+        64,
+        tcp(9000, lport, SYN_ACK),
+        b"",
+    );
     let (_, sent_reply) = run(&mut f, &snap, 1, &reply, 1001);
 
     // A router on the client path cannot forward our reply: the error goes to the server.
@@ -63,7 +107,15 @@ fn test_fullnat_errors_both_ways() {
     );
     let (v, out) = run(&mut f, &snap, 0, &err, 1002);
     assert_eq!(v, Verdict::Forward { port: 1 });
-    let as_server_sent = frame(MAC_P1, rs_mac(4), rip(4), LIP, 63, tcp(9000, lport, SYN_ACK), b"");
+    let as_server_sent = frame(
+        MAC_P1,
+        rs_mac(4),
+        rip(4),
+        LIP,
+        63,
+        tcp(9000, lport, SYN_ACK),
+        b"",
+    );
     let want = frame(
         rs_mac(4),
         MAC_P1,
@@ -77,21 +129,59 @@ fn test_fullnat_errors_both_ways() {
     assert_etherparse_valid(&out);
 
     // The server's side rejects our SYN: the error goes to the client.
-    let err = frame(MAC_P1, rs_mac(4), rip(4), LIP, 64, unreach(3, 0), ip_of(&sent));
+    let err = frame(
+        MAC_P1,
+        rs_mac(4),
+        rip(4),
+        LIP,
+        64,
+        unreach(3, 0),
+        ip_of(&sent),
+    );
     let (v, out) = run(&mut f, &snap, 1, &err, 1003);
     assert_eq!(v, Verdict::Forward { port: 0 });
-    let orig = frame(MAC_P0, MAC_ROUTER, CLIENT, VIP, 63, tcp(40000, 80, SYN), b"");
-    let want = frame(MAC_ROUTER, MAC_P0, VIP, CLIENT, 63, unreach(3, 0), ip_of(&orig));
+    let orig = frame(
+        MAC_P0,
+        MAC_ROUTER,
+        CLIENT,
+        VIP,
+        63,
+        tcp(40000, 80, SYN),
+        b"",
+    );
+    let want = frame(
+        MAC_ROUTER,
+        MAC_P0,
+        VIP,
+        CLIENT,
+        63,
+        unreach(3, 0),
+        ip_of(&orig),
+    );
     assert_eq!(out, want);
     assert_etherparse_valid(&out);
 }
 
 #[test]
 fn test_unknown_errors_and_echo_go_to_kernel() {
-    let snap = snapshot(Proto::Tcp, VIP, 80, None, &[rs(2, rip(2), 8080, FwdMode::Nat)]);
+    let snap = snapshot(
+        Proto::Tcp,
+        VIP,
+        80,
+        None,
+        &[rs(2, rip(2), 8080, FwdMode::Nat)],
+    );
     let mut f = forwarder();
     let stray = frame(MAC_P0, MAC_ROUTER, CLIENT, VIP, 64, tcp(1, 80, SYN), b"");
-    let err = frame(MAC_P0, MAC_ROUTER, ROUTER, VIP, 64, unreach(3, 0), ip_of(&stray));
+    let err = frame(
+        MAC_P0,
+        MAC_ROUTER,
+        ROUTER,
+        VIP,
+        64,
+        unreach(3, 0),
+        ip_of(&stray),
+    );
     assert_eq!(run(&mut f, &snap, 0, &err, 1000).0, Verdict::Kernel);
     let echo = L4::Icmp {
         ty: 8,

@@ -319,7 +319,10 @@ pub(super) fn fill_checksums(f: &mut [u8]) {
         }
         58 => {
             let m = Icmpv6Slice::from_slice(&f[l4..]).unwrap();
-            let c = m.icmp_type().calc_checksum(src6, dst6, m.payload()).unwrap();
+            let c = m
+                .icmp_type()
+                .calc_checksum(src6, dst6, m.payload())
+                .unwrap();
             f[l4 + 2..l4 + 4].copy_from_slice(&c.to_be_bytes());
         }
         _ => {}
@@ -347,7 +350,11 @@ pub(super) fn assert_etherparse_valid(f: &[u8]) {
                     assert!(udp.checksum() == 0 || c == udp.checksum(), "UDP");
                 }
                 Some(TransportSlice::Icmpv4(m)) => {
-                    assert_eq!(m.icmp_type().calc_checksum(m.payload()), m.checksum(), "ICMP")
+                    assert_eq!(
+                        m.icmp_type().calc_checksum(m.payload()),
+                        m.checksum(),
+                        "ICMP"
+                    )
                 }
                 None => {}
                 Some(_) => panic!("unexpected transport"),
@@ -401,8 +408,19 @@ fn test_fixture_builder_is_valid() {
         b"hello",
     );
     assert_eq!(f.len(), 14 + 20 + 20 + 5);
-    assert_eq!(&f[14..26], &[0x45, 0, 0, 45, 0x12, 0x34, 0x40, 0, 64, 6, f[24], f[25]]);
+    assert_eq!(
+        &f[14..26],
+        &[0x45, 0, 0, 45, 0x12, 0x34, 0x40, 0, 64, 6, f[24], f[25]]
+    );
     assert_etherparse_valid(&f);
-    let f6 = frame(MAC_P0, MAC_ROUTER, CLIENT6, VIP6, 64, L4::Udp { sport: 1, dport: 2 }, b"x");
+    let f6 = frame(
+        MAC_P0,
+        MAC_ROUTER,
+        CLIENT6,
+        VIP6,
+        64,
+        L4::Udp { sport: 1, dport: 2 },
+        b"x",
+    );
     assert_etherparse_valid(&f6);
 }

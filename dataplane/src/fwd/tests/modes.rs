@@ -5,7 +5,15 @@ use crate::conn::ConnState;
 use crate::fwd::DropReason;
 
 fn syn_in() -> Vec<u8> {
-    frame(MAC_P0, MAC_ROUTER, CLIENT, VIP, 64, tcp(40000, 80, SYN), b"")
+    frame(
+        MAC_P0,
+        MAC_ROUTER,
+        CLIENT,
+        VIP,
+        64,
+        tcp(40000, 80, SYN),
+        b"",
+    )
 }
 
 #[test]
@@ -18,16 +26,35 @@ fn test_dr_rewrites_macs_only() {
     assert_eq!(out, want);
     assert_etherparse_valid(&out);
     // TTL 1 is not decremented in DR.
-    let ack = frame(MAC_P0, MAC_ROUTER, CLIENT, VIP, 1, tcp(40000, 80, ACK), b"data");
+    let ack = frame(
+        MAC_P0,
+        MAC_ROUTER,
+        CLIENT,
+        VIP,
+        1,
+        tcp(40000, 80, ACK),
+        b"data",
+    );
     let (v, out) = run(&mut f, &snap, 0, &ack, 1001);
     assert_eq!(v, Verdict::Forward { port: 1 });
     assert_eq!(
         out,
-        frame(rs_mac(1), MAC_P1, CLIENT, VIP, 1, tcp(40000, 80, ACK), b"data")
+        frame(
+            rs_mac(1),
+            MAC_P1,
+            CLIENT,
+            VIP,
+            1,
+            tcp(40000, 80, ACK),
+            b"data"
+        )
     );
     let st = f.stats();
     let d = st.dest(5).unwrap();
-    assert_eq!((d.conns.get(), d.inpkts.get(), d.inbytes.get()), (1, 2, 40 + 44));
+    assert_eq!(
+        (d.conns.get(), d.inpkts.get(), d.inbytes.get()),
+        (1, 2, 40 + 44)
+    );
     assert_eq!(d.outpkts.get(), 0);
     assert_eq!(st.service(3).unwrap().conns.get(), 1);
     assert_eq!(f.conns().len(), 1);
@@ -37,24 +64,70 @@ fn test_dr_rewrites_macs_only() {
 
 #[test]
 fn test_nat_both_directions() {
-    let snap = snapshot(Proto::Tcp, VIP, 80, None, &[rs(2, rip(2), 8080, FwdMode::Nat)]);
+    let snap = snapshot(
+        Proto::Tcp,
+        VIP,
+        80,
+        None,
+        &[rs(2, rip(2), 8080, FwdMode::Nat)],
+    );
     let mut f = forwarder();
     let (v, out) = run(&mut f, &snap, 0, &syn_in(), 1000);
     assert_eq!(v, Verdict::Forward { port: 1 });
-    let want = frame(rs_mac(2), MAC_P1, CLIENT, rip(2), 63, tcp(40000, 8080, SYN), b"");
+    let want = frame(
+        rs_mac(2),
+        MAC_P1,
+        CLIENT,
+        rip(2),
+        63,
+        tcp(40000, 8080, SYN),
+        b"",
+    );
     assert_eq!(out, want);
     assert_etherparse_valid(&out);
 
-    let reply = frame(MAC_P1, rs_mac(2), rip(2), CLIENT, 64, tcp(8080, 40000, SYN_ACK), b"");
+    let reply = frame(
+        MAC_P1,
+        rs_mac(2),
+        rip(2),
+        CLIENT,
+        64,
+        tcp(8080, 40000, SYN_ACK),
+        b"",
+    );
     let (v, out) = run(&mut f, &snap, 1, &reply, 1001);
     assert_eq!(v, Verdict::Forward { port: 0 });
-    let want = frame(MAC_ROUTER, MAC_P0, VIP, CLIENT, 63, tcp(80, 40000, SYN_ACK), b"");
+    let want = frame(
+        MAC_ROUTER,
+        MAC_P0,
+        VIP,
+        CLIENT,
+        63,
+        tcp(80, 40000, SYN_ACK),
+        b"",
+    );
     assert_eq!(out, want);
     assert_etherparse_valid(&out);
 
-    let ack = frame(MAC_P0, MAC_ROUTER, CLIENT, VIP, 64, tcp(40000, 80, ACK), b"GET /");
+    let ack = frame(
+        MAC_P0,
+        MAC_ROUTER,
+        CLIENT,
+        VIP,
+        64,
+        tcp(40000, 80, ACK),
+        b"GET /",
+    );
     let (_, out) = run(&mut f, &snap, 0, &ack, 1002);
-    let want = frame(rs_mac(2), MAC_P1, CLIENT, rip(2), 63, tcp(40000, 8080, ACK), b"GET /");
+    let want = frame(
+        rs_mac(2),
+        MAC_P1,
+        CLIENT,
+        rip(2),
+        63,
+        tcp(40000, 8080, ACK),
+        b"GET /",
+    );
     assert_eq!(out, want);
     let d = f.stats().dest(2).unwrap();
     assert_eq!((d.inpkts.get(), d.inbytes.get()), (2, 40 + 45));
@@ -65,7 +138,13 @@ fn test_nat_both_directions() {
 
 #[test]
 fn test_nat_udp_keeps_zero_checksum() {
-    let snap = snapshot(Proto::Udp, VIP, 53, None, &[rs(2, rip(2), 5300, FwdMode::Nat)]);
+    let snap = snapshot(
+        Proto::Udp,
+        VIP,
+        53,
+        None,
+        &[rs(2, rip(2), 5300, FwdMode::Nat)],
+    );
     let mut f = forwarder();
     let mut q = frame(
         MAC_P0,
@@ -129,7 +208,13 @@ fn test_nat_udp_keeps_zero_checksum() {
 
 #[test]
 fn test_fullnat_both_directions_and_port_release() {
-    let snap = snapshot(Proto::Tcp, VIP, 80, None, &[rs(4, rip(4), 9000, FwdMode::FullNat)]);
+    let snap = snapshot(
+        Proto::Tcp,
+        VIP,
+        80,
+        None,
+        &[rs(4, rip(4), 9000, FwdMode::FullNat)],
+    );
     let mut f = forwarder();
     let (v, out) = run(&mut f, &snap, 0, &syn_in(), 1000);
     assert_eq!(v, Verdict::Forward { port: 1 });
@@ -141,14 +226,38 @@ fn test_fullnat_both_directions_and_port_release() {
     let reta = RetaMap::new(128, 4).unwrap();
     let h = tz.hash_v4(rip(4).v4_octets(), LIP.v4_octets(), 9000, lport);
     assert_eq!(reta.queue(h), 1, "the reply must reach this core's queue");
-    let want = frame(rs_mac(4), MAC_P1, LIP, rip(4), 63, tcp(lport, 9000, SYN), b"");
+    let want = frame(
+        rs_mac(4),
+        MAC_P1,
+        LIP,
+        rip(4),
+        63,
+        tcp(lport, 9000, SYN),
+        b"",
+    );
     assert_eq!(out, want);
     assert_etherparse_valid(&out);
 
-    let reply = frame(MAC_P1, rs_mac(4), rip(4), LIP, 64, tcp(9000, lport, SYN_ACK), b"hi");
+    let reply = frame(
+        MAC_P1,
+        rs_mac(4),
+        rip(4),
+        LIP,
+        64,
+        tcp(9000, lport, SYN_ACK),
+        b"hi",
+    );
     let (v, out) = run(&mut f, &snap, 1, &reply, 1001);
     assert_eq!(v, Verdict::Forward { port: 0 });
-    let want = frame(MAC_ROUTER, MAC_P0, VIP, CLIENT, 63, tcp(80, 40000, SYN_ACK), b"hi");
+    let want = frame(
+        MAC_ROUTER,
+        MAC_P0,
+        VIP,
+        CLIENT,
+        63,
+        tcp(80, 40000, SYN_ACK),
+        b"hi",
+    );
     assert_eq!(out, want);
     assert_etherparse_valid(&out);
 
@@ -162,13 +271,30 @@ fn test_fullnat_both_directions_and_port_release() {
 
 #[test]
 fn test_fullnat_many_clients_unique_ports_on_queue() {
-    let snap = snapshot(Proto::Tcp, VIP, 80, None, &[rs(4, rip(4), 9000, FwdMode::FullNat)]);
+    let snap = snapshot(
+        Proto::Tcp,
+        VIP,
+        80,
+        None,
+        &[rs(4, rip(4), 9000, FwdMode::FullNat)],
+    );
     let mut f = forwarder();
     let tz = Toeplitz::new(&MS_DEFAULT_KEY);
     let reta = RetaMap::new(128, 4).unwrap();
     for i in 0..500u16 {
-        let syn = frame(MAC_P0, MAC_ROUTER, CLIENT, VIP, 64, tcp(10000 + i, 80, SYN), b"");
-        assert_eq!(run(&mut f, &snap, 0, &syn, 1000).0, Verdict::Forward { port: 1 });
+        let syn = frame(
+            MAC_P0,
+            MAC_ROUTER,
+            CLIENT,
+            VIP,
+            64,
+            tcp(10000 + i, 80, SYN),
+            b"",
+        );
+        assert_eq!(
+            run(&mut f, &snap, 0, &syn, 1000).0,
+            Verdict::Forward { port: 1 }
+        );
     }
     let mut ports = std::collections::HashSet::new();
     for (_, c) in f.conns().iter() {
@@ -197,7 +323,13 @@ fn tun_want(inner: &[u8], id: u16, df: bool) -> Vec<u8> {
 
 #[test]
 fn test_tun_encapsulates_with_outer_header() {
-    let snap = snapshot(Proto::Tcp, VIP, 80, None, &[rs(6, rip(3), 80, FwdMode::Tun)]);
+    let snap = snapshot(
+        Proto::Tcp,
+        VIP,
+        80,
+        None,
+        &[rs(6, rip(3), 80, FwdMode::Tun)],
+    );
     let mut f = forwarder();
     let (v, out) = run(&mut f, &snap, 0, &syn_in(), 1000);
     assert_eq!(v, Verdict::Forward { port: 1 });
@@ -210,7 +342,15 @@ fn test_tun_encapsulates_with_outer_header() {
     assert_eq!(alone, inner);
     assert_etherparse_valid(&alone);
     // The next packet gets the next identification.
-    let ack = frame(MAC_P0, MAC_ROUTER, CLIENT, VIP, 9, tcp(40000, 80, ACK), b"x");
+    let ack = frame(
+        MAC_P0,
+        MAC_ROUTER,
+        CLIENT,
+        VIP,
+        9,
+        tcp(40000, 80, ACK),
+        b"x",
+    );
     let (_, out) = run(&mut f, &snap, 0, &ack, 1001);
     let inner = frame(rs_mac(3), MAC_P1, CLIENT, VIP, 8, tcp(40000, 80, ACK), b"x");
     assert_eq!(out, tun_want(ip_of(&inner), 2, true));
@@ -218,10 +358,19 @@ fn test_tun_encapsulates_with_outer_header() {
 
 #[test]
 fn test_tun_too_big_sends_frag_needed() {
-    let snap = snapshot(Proto::Tcp, VIP, 80, None, &[rs(6, rip(3), 80, FwdMode::Tun)]);
+    let snap = snapshot(
+        Proto::Tcp,
+        VIP,
+        80,
+        None,
+        &[rs(6, rip(3), 80, FwdMode::Tun)],
+    );
     for df in [true, false] {
         let mut f = forwarder();
-        assert_eq!(run(&mut f, &snap, 0, &syn_in(), 1000).0, Verdict::Forward { port: 1 });
+        assert_eq!(
+            run(&mut f, &snap, 0, &syn_in(), 1000).0,
+            Verdict::Forward { port: 1 }
+        );
         let mut big = frame(
             MAC_P0,
             MAC_ROUTER,
@@ -255,14 +404,24 @@ fn test_tun_too_big_sends_frag_needed() {
 
 #[test]
 fn test_ttl_exceeded_and_unresolved_neighbour() {
-    let snap = snapshot(Proto::Tcp, VIP, 80, None, &[rs(2, rip(9), 8080, FwdMode::Nat)]);
+    let snap = snapshot(
+        Proto::Tcp,
+        VIP,
+        80,
+        None,
+        &[rs(2, rip(9), 8080, FwdMode::Nat)],
+    );
     let mut f = forwarder();
     let dying = frame(MAC_P0, MAC_ROUTER, CLIENT, VIP, 1, tcp(40000, 80, SYN), b"");
     assert_eq!(
         run(&mut f, &snap, 0, &dying, 1000).0,
         Verdict::Drop(DropReason::TtlExceeded)
     );
-    assert_eq!(f.conns().len(), 0, "no connection for a packet that dies here");
+    assert_eq!(
+        f.conns().len(),
+        0,
+        "no connection for a packet that dies here"
+    );
     assert_eq!(f.stats().drops(DropReason::TtlExceeded), 1);
     // Real server 9's MAC is unknown: L3 is rewritten, the worker must resolve it.
     let (v, out) = run(&mut f, &snap, 0, &syn_in(), 1000);
@@ -273,7 +432,15 @@ fn test_ttl_exceeded_and_unresolved_neighbour() {
             next_hop: rip(9)
         }
     );
-    let want = frame(MAC_P0, MAC_P1, CLIENT, rip(9), 63, tcp(40000, 8080, SYN), b"");
+    let want = frame(
+        MAC_P0,
+        MAC_P1,
+        CLIENT,
+        rip(9),
+        63,
+        tcp(40000, 8080, SYN),
+        b"",
+    );
     assert_eq!(out, want);
     assert_eq!(f.stats().forwarded.get(), 1);
 }

@@ -4,42 +4,100 @@ use super::*;
 use crate::fwd::DropReason;
 
 fn syn6() -> Vec<u8> {
-    frame(MAC_P0, MAC_ROUTER, CLIENT6, VIP6, 64, tcp(40000, 80, SYN), b"")
+    frame(
+        MAC_P0,
+        MAC_ROUTER,
+        CLIENT6,
+        VIP6,
+        64,
+        tcp(40000, 80, SYN),
+        b"",
+    )
 }
 
 #[test]
 fn test_dr_v6() {
-    let snap = snapshot(Proto::Tcp, VIP6, 80, None, &[rs(1, rip6(1), 80, FwdMode::Dr)]);
+    let snap = snapshot(
+        Proto::Tcp,
+        VIP6,
+        80,
+        None,
+        &[rs(1, rip6(1), 80, FwdMode::Dr)],
+    );
     let mut f = forwarder();
     let (v, out) = run(&mut f, &snap, 0, &syn6(), 1000);
     assert_eq!(v, Verdict::Forward { port: 1 });
     assert_eq!(
         out,
-        frame(rs_mac(1), MAC_P1, CLIENT6, VIP6, 64, tcp(40000, 80, SYN), b"")
+        frame(
+            rs_mac(1),
+            MAC_P1,
+            CLIENT6,
+            VIP6,
+            64,
+            tcp(40000, 80, SYN),
+            b""
+        )
     );
     assert_etherparse_valid(&out);
 }
 
 #[test]
 fn test_nat_v6_both_directions() {
-    let snap = snapshot(Proto::Tcp, VIP6, 80, None, &[rs(2, rip6(2), 8080, FwdMode::Nat)]);
+    let snap = snapshot(
+        Proto::Tcp,
+        VIP6,
+        80,
+        None,
+        &[rs(2, rip6(2), 8080, FwdMode::Nat)],
+    );
     let mut f = forwarder();
     let (v, out) = run(&mut f, &snap, 0, &syn6(), 1000);
     assert_eq!(v, Verdict::Forward { port: 1 });
-    let want = frame(rs_mac(2), MAC_P1, CLIENT6, rip6(2), 63, tcp(40000, 8080, SYN), b"");
+    let want = frame(
+        rs_mac(2),
+        MAC_P1,
+        CLIENT6,
+        rip6(2),
+        63,
+        tcp(40000, 8080, SYN),
+        b"",
+    );
     assert_eq!(out, want);
     assert_etherparse_valid(&out);
-    let reply = frame(MAC_P1, rs_mac(2), rip6(2), CLIENT6, 64, tcp(8080, 40000, SYN_ACK), b"ok");
+    let reply = frame(
+        MAC_P1,
+        rs_mac(2),
+        rip6(2),
+        CLIENT6,
+        64,
+        tcp(8080, 40000, SYN_ACK),
+        b"ok",
+    );
     let (v, out) = run(&mut f, &snap, 1, &reply, 1001);
     assert_eq!(v, Verdict::Forward { port: 0 });
-    let want = frame(MAC_ROUTER, MAC_P0, VIP6, CLIENT6, 63, tcp(80, 40000, SYN_ACK), b"ok");
+    let want = frame(
+        MAC_ROUTER,
+        MAC_P0,
+        VIP6,
+        CLIENT6,
+        63,
+        tcp(80, 40000, SYN_ACK),
+        b"ok",
+    );
     assert_eq!(out, want);
     assert_etherparse_valid(&out);
 }
 
 #[test]
 fn test_fullnat_v6_udp_both_directions() {
-    let snap = snapshot(Proto::Udp, VIP6, 53, None, &[rs(4, rip6(4), 5300, FwdMode::FullNat)]);
+    let snap = snapshot(
+        Proto::Udp,
+        VIP6,
+        53,
+        None,
+        &[rs(4, rip6(4), 5300, FwdMode::FullNat)],
+    );
     let mut f = forwarder();
     let q = L4::Udp {
         sport: 5353,
@@ -58,7 +116,10 @@ fn test_fullnat_v6_udp_both_directions() {
         sport: lport,
         dport: 5300,
     };
-    assert_eq!(out, frame(rs_mac(4), MAC_P1, LIP6, rip6(4), 63, fwd, b"query"));
+    assert_eq!(
+        out,
+        frame(rs_mac(4), MAC_P1, LIP6, rip6(4), 63, fwd, b"query")
+    );
     assert_etherparse_valid(&out);
     let back = L4::Udp {
         sport: 5300,
@@ -80,7 +141,13 @@ fn test_fullnat_v6_udp_both_directions() {
 
 #[test]
 fn test_tun_v6_is_refused() {
-    let snap = snapshot(Proto::Tcp, VIP6, 80, None, &[rs(6, rip(3), 80, FwdMode::Tun)]);
+    let snap = snapshot(
+        Proto::Tcp,
+        VIP6,
+        80,
+        None,
+        &[rs(6, rip(3), 80, FwdMode::Tun)],
+    );
     let mut f = forwarder();
     let (v, out) = run(&mut f, &snap, 0, &syn6(), 1000);
     assert_eq!(v, Verdict::Drop(DropReason::TunnelFamily));
@@ -90,7 +157,13 @@ fn test_tun_v6_is_refused() {
 
 #[test]
 fn test_icmpv6_error_relayed_to_client() {
-    let snap = snapshot(Proto::Tcp, VIP6, 80, None, &[rs(2, rip6(2), 8080, FwdMode::Nat)]);
+    let snap = snapshot(
+        Proto::Tcp,
+        VIP6,
+        80,
+        None,
+        &[rs(2, rip6(2), 8080, FwdMode::Nat)],
+    );
     let mut f = forwarder();
     let (_, sent) = run(&mut f, &snap, 0, &syn6(), 1000);
     let unreach = L4::Icmp {
@@ -98,10 +171,26 @@ fn test_icmpv6_error_relayed_to_client() {
         code: 4,
         rest: 0,
     };
-    let err = frame(MAC_P1, rs_mac(2), rip6(2), CLIENT6, 64, unreach, ip_of(&sent));
+    let err = frame(
+        MAC_P1,
+        rs_mac(2),
+        rip6(2),
+        CLIENT6,
+        64,
+        unreach,
+        ip_of(&sent),
+    );
     let (v, out) = run(&mut f, &snap, 1, &err, 1001);
     assert_eq!(v, Verdict::Forward { port: 0 });
-    let orig = frame(MAC_P0, MAC_ROUTER, CLIENT6, VIP6, 63, tcp(40000, 80, SYN), b"");
+    let orig = frame(
+        MAC_P0,
+        MAC_ROUTER,
+        CLIENT6,
+        VIP6,
+        63,
+        tcp(40000, 80, SYN),
+        b"",
+    );
     let want = frame(MAC_ROUTER, MAC_P0, VIP6, CLIENT6, 63, unreach, ip_of(&orig));
     assert_eq!(out, want);
     assert_etherparse_valid(&out);
