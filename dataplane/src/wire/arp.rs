@@ -174,10 +174,14 @@ impl ArpRepr {
 }
 
 /// Answers an ARP request frame in place: Ethernet addresses swapped (source `our_mac`) and the
-/// ARP payload at `l3_off` turned into the reply. The caller has checked the target IP is ours.
+/// ARP payload at `l3_off` turned into the reply. The caller has checked the target IP is ours;
+/// anything but a request is [`EmitError::NotApplicable`].
 pub fn reply_in_place(frame: &mut [u8], l3_off: usize, our_mac: MacAddr) -> Result<(), EmitError> {
     let arp = frame.get_mut(l3_off..).ok_or(EmitError::BufferTooShort)?;
     let mut p = ArpPacket::new_checked(arp)?;
+    if p.operation() != OP_REQUEST {
+        return Err(EmitError::NotApplicable);
+    }
     let requester = p.sender_mac();
     p.make_reply(our_mac);
     let mut eth = EthernetFrame::new_checked(frame)?;
@@ -243,6 +247,11 @@ mod tests {
         ];
         assert_eq!(&f[..42], &expected_head);
         assert_eq!(f.len(), 60);
+        // Now a reply: answering it again is refused.
+        assert_eq!(
+            reply_in_place(&mut f, 14, ours),
+            Err(EmitError::NotApplicable)
+        );
         assert_eq!(
             reply_in_place(&mut f[..30], 14, ours),
             Err(EmitError::Malformed(ParseError::Truncated))

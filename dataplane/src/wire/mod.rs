@@ -28,6 +28,7 @@ pub mod icmpv6;
 pub mod ipip;
 pub mod ipv4;
 pub mod ipv6;
+pub mod ndp;
 mod parse;
 pub mod tcp;
 pub mod udp;

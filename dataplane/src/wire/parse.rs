@@ -82,7 +82,7 @@ impl ParsedFrame {
     /// Bytes from the L4 header to the end of the IP packet.
     #[inline]
     pub fn l4_len(&self) -> usize {
-        usize::from(self.l3_off) + usize::from(self.ip_len) - usize::from(self.l4_off)
+        self.l3_end().saturating_sub(usize::from(self.l4_off))
     }
 
     /// Offset one past the IP packet (where Ethernet padding, if any, starts).

@@ -295,6 +295,28 @@ fn test_emitted_errors_verify_in_etherparse() {
     );
 }
 
+/// A neighbor advertisement we emit verifies in etherparse.
+#[test]
+fn test_emitted_neighbor_advert_verifies_in_etherparse() {
+    let mut out = [0u8; 86];
+    let target = V6_B;
+    super::ndp::emit_advert(
+        &mut out,
+        super::MacAddr(MAC_B),
+        &target,
+        super::MacAddr(MAC_A),
+        &V6_A,
+        true,
+    )
+    .unwrap();
+    assert!(etherparse_checksums_ok(&out));
+    let p = sliced(&out);
+    let Some(TransportSlice::Icmpv6(m)) = &p.transport else {
+        panic!("not icmpv6")
+    };
+    assert_eq!(m.type_u8(), 136);
+}
+
 /// An IPv4 header we emit (with options-less layout) reads back identically in etherparse.
 #[test]
 fn test_emitted_ipv4_header_matches_etherparse() {
