@@ -57,6 +57,21 @@ impl Default for ForwarderConfig {
 /// Room for an ICMP error being built (RFC 1812: at most 576 bytes; IPv6: 1280).
 const SCRATCH_LEN: usize = 1280;
 
+/// Reply aliases one burst may queue for other cores before [`Forwarder::drain_aliases`].
+const OUTBOX_CAP: usize = 64;
+
+/// A NAT connection whose replies RSS will hand to another core: that core must index the reply
+/// direction before the real server answers ([`Forwarder::accept_alias`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AliasMsg {
+    /// The receive queue (= worker) the replies land on.
+    pub queue: u16,
+    /// The queue of the core that owns the connection.
+    pub owner: u16,
+    /// The connection.
+    pub conn: NewConn,
+}
+
 /// One worker core's forwarding state; see the module documentation of [`crate::fwd`].
 pub struct Forwarder {
     pub(super) conns: ConnTable,
@@ -67,6 +82,8 @@ pub struct Forwarder {
     pub(super) stats: Arc<FwdStats>,
     ip_id: u16,
     pub(super) scratch: Box<[u8]>,
+    reply_rss: Option<RssTarget>,
+    outbox: Vec<AliasMsg>,
 }
 
 impl Forwarder {
@@ -76,6 +93,7 @@ impl Forwarder {
             cfg.service_capacity as usize,
             cfg.table.dest_capacity as usize,
         );
+        let reply_rss = cfg.rss.clone();
         let rss = cfg.rss.map(|r| (r.toeplitz, r.reta, r.queue));
         Forwarder {
             conns: ConnTable::new(cfg.table),
@@ -86,6 +104,32 @@ impl Forwarder {
             stats: Arc::new(stats),
             ip_id: (cfg.table.core).wrapping_mul(0x9e37),
             scratch: vec![0u8; SCRATCH_LEN].into_boxed_slice(),
+            reply_rss,
+            outbox: Vec::with_capacity(OUTBOX_CAP),
+        }
+    }
+
+    /// Takes the reply aliases queued since the last call; the worker passes each to the core
+    /// serving `msg.queue` before transmitting the burst that created them.
+    pub fn drain_aliases(&mut self) -> std::vec::Drain<'_, AliasMsg> {
+        self.outbox.drain(..)
+    }
+
+    /// Indexes the reply direction of a NAT connection owned by another core, so that its
+    /// replies, which RSS hands to this core, are rewritten here.
+    pub fn accept_alias(&mut self, msg: &AliasMsg, now_ms: u64) -> bool {
+        match self
+            .conns
+            .insert_alias(msg.conn, msg.owner, crate::conn::ConnState::SynRecv, now_ms)
+        {
+            Ok(_) => {
+                self.stats.aliases_accepted.inc();
+                true
+            }
+            Err(_) => {
+                self.stats.aliases_refused.inc();
+                false
+            }
         }
     }
 
@@ -270,6 +314,9 @@ impl Forwarder {
         now_ms: u64,
     ) -> Verdict {
         let Some(si) = snap.find_service(key.proto, &key.daddr, key.dport) else {
+            if snap.is_reply_source(key.proto, &key.saddr, key.sport) {
+                return Verdict::Drop(DropReason::ReplyMiss);
+            }
             return not_ours(snap, pf, DropReason::NoService);
         };
         let Some(svc) = snap.service(si) else {
@@ -404,7 +451,41 @@ impl Forwarder {
             }
         };
         self.stats.new_conn(svc.slot, d.id.0);
+        if d.mode == FwdMode::Nat {
+            self.steer_reply(&n);
+        }
         self.established(snap, topo, in_port, buf, pf, id, Dir::Original, now_ms)
+    }
+}
+
+impl Forwarder {
+    /// NAT replies come from the real server to the client, a tuple the client chose: when RSS
+    /// hands it to another core, queue an alias for that core.
+    fn steer_reply(&mut self, n: &NewConn) {
+        let Some(rss) = &self.reply_rss else {
+            return;
+        };
+        let reply = FlowKey {
+            saddr: n.real,
+            daddr: n.client,
+            sport: n.rport,
+            dport: n.cport,
+            proto: n.proto,
+        };
+        let queue = rss.reta.queue(rss.toeplitz.hash_flow(&reply));
+        if queue == rss.queue {
+            return;
+        }
+        if self.outbox.len() < OUTBOX_CAP {
+            self.outbox.push(AliasMsg {
+                queue,
+                owner: rss.queue,
+                conn: *n,
+            });
+            self.stats.aliases_sent.inc();
+        } else {
+            self.stats.alias_overflow.inc();
+        }
     }
 }
 

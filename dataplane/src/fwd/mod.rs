@@ -36,7 +36,7 @@ mod stats;
 mod tests;
 mod xmit;
 
-pub use forwarder::{Forwarder, ForwarderConfig, RssTarget};
+pub use forwarder::{AliasMsg, Forwarder, ForwarderConfig, RssTarget};
 pub use laddr::{LocalPorts, PortRange};
 pub use snapshot::{
     PortInfo, SnapDest, SnapService, Snapshot, SnapshotBuilder, SnapshotError, DEFAULT_MTU,
@@ -100,11 +100,14 @@ pub enum DropReason {
     FamilyMismatch,
     /// The buffer has no headroom to prepend the tunnel header.
     NoHeadroom,
+    /// From a NAT/FullNAT real server's service port but matching no connection: a reply that
+    /// reached a core without its connection (or outlived it).
+    ReplyMiss,
 }
 
 impl DropReason {
     /// Number of reasons: the size of a counter array indexed by [`DropReason::index`].
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 15;
 
     /// Every reason, in index order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -122,6 +125,7 @@ impl DropReason {
         Self::TunnelFamily,
         Self::FamilyMismatch,
         Self::NoHeadroom,
+        Self::ReplyMiss,
     ];
 
     /// Dense index in `0..COUNT`.
@@ -147,6 +151,7 @@ impl DropReason {
             Self::TunnelFamily => "tunnel_family",
             Self::FamilyMismatch => "family_mismatch",
             Self::NoHeadroom => "no_headroom",
+            Self::ReplyMiss => "reply_miss",
         }
     }
 }

@@ -167,6 +167,7 @@ pub struct Snapshot {
     by_key: FastMap<(Proto, Addr, u16), u32>,
     roles: FastMap<Addr, AddrRole>,
     own: FastMap<Addr, ()>,
+    reply_sources: FastMap<(Proto, Addr, u16), ()>,
     local_addrs: Box<[Addr]>,
     ports: Box<[PortInfo]>,
     timeouts: Timeouts,
@@ -231,6 +232,13 @@ impl Snapshot {
             return None;
         }
         self.roles.get(a).copied()
+    }
+
+    /// True if `addr:port` is where a NAT or FullNAT real server of some service answers from:
+    /// such a packet without a connection is a reply that missed its connection.
+    #[inline]
+    pub fn is_reply_source(&self, proto: Proto, addr: &Addr, port: u16) -> bool {
+        !self.reply_sources.is_empty() && self.reply_sources.contains_key(&(proto, *addr, port))
     }
 
     /// True if `a` is one of the director's own port addresses.
@@ -371,9 +379,16 @@ impl SnapshotBuilder {
     pub fn build(self) -> Snapshot {
         let mut by_key = FastMap::default();
         let mut roles = FastMap::default();
+        let mut reply_sources = FastMap::default();
         for (i, s) in self.services.iter().enumerate() {
             by_key.insert((s.proto, s.vip, s.port), i as u32);
             roles.insert(s.vip, AddrRole::Vip);
+            for d in s.dests.iter() {
+                if matches!(d.mode, FwdMode::Nat | FwdMode::FullNat) {
+                    let port = if d.port == 0 { s.port } else { d.port };
+                    reply_sources.insert((s.proto, d.addr, port), ());
+                }
+            }
         }
         for a in &self.local_addrs {
             roles.entry(*a).or_insert(AddrRole::Local);
@@ -390,6 +405,7 @@ impl SnapshotBuilder {
             by_key,
             roles,
             own,
+            reply_sources,
             local_addrs: self.local_addrs.into_boxed_slice(),
             ports: self.ports.into_boxed_slice(),
             timeouts: self.timeouts,

@@ -53,6 +53,14 @@ pub struct FwdStats {
     pub frag_needed_sent: Counter,
     /// Connections removed by expiry.
     pub expired: Counter,
+    /// NAT reply aliases queued for the core RSS gives the replies to.
+    pub aliases_sent: Counter,
+    /// NAT reply aliases not queued because the burst's outbox was full.
+    pub alias_overflow: Counter,
+    /// Reply aliases from other cores indexed here.
+    pub aliases_accepted: Counter,
+    /// Reply aliases from other cores that could not be indexed (table full, duplicate).
+    pub aliases_refused: Counter,
 }
 
 impl FwdStats {
@@ -67,6 +75,10 @@ impl FwdStats {
             icmp_relayed: Counter::new(),
             frag_needed_sent: Counter::new(),
             expired: Counter::new(),
+            aliases_sent: Counter::new(),
+            alias_overflow: Counter::new(),
+            aliases_accepted: Counter::new(),
+            aliases_refused: Counter::new(),
         }
     }
 

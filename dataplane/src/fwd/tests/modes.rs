@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::conn::ConnState;
-use crate::fwd::DropReason;
+use crate::fwd::{AliasMsg, DropReason};
 
 fn syn_in() -> Vec<u8> {
     frame(
@@ -443,4 +443,105 @@ fn test_ttl_exceeded_and_unresolved_neighbour() {
     );
     assert_eq!(out, want);
     assert_eq!(f.stats().forwarded.get(), 1);
+}
+
+/// A forwarder like [`forwarder`] on another receive queue of the same 4.
+fn forwarder_on(queue: u16) -> Forwarder {
+    Forwarder::new(ForwarderConfig {
+        table: ConnTableConfig {
+            capacity: 1024,
+            dest_capacity: 64,
+            seed: Some(9),
+            ..ConnTableConfig::default()
+        },
+        service_capacity: 16,
+        rss: Some(RssTarget {
+            toeplitz: Arc::new(Toeplitz::new(&MS_DEFAULT_KEY)),
+            reta: Arc::new(RetaMap::new(128, 4).unwrap()),
+            queue,
+        }),
+        ..ForwarderConfig::default()
+    })
+}
+
+#[test]
+fn test_nat_reply_alias_for_the_core_rss_picks() {
+    let snap = snapshot(
+        Proto::Tcp,
+        VIP,
+        80,
+        None,
+        &[rs(2, rip(2), 8080, FwdMode::Nat)],
+    );
+    let tz = Toeplitz::new(&MS_DEFAULT_KEY);
+    let reta = RetaMap::new(128, 4).unwrap();
+    let queue_of =
+        |cport: u16| reta.queue(tz.hash_v4(rip(2).v4_octets(), CLIENT.v4_octets(), 8080, cport));
+    // One client port whose replies stay on queue 1, one whose replies go elsewhere.
+    let home = (30000..31000).find(|&p| queue_of(p) == 1).unwrap();
+    let away = (30000..31000).find(|&p| queue_of(p) != 1).unwrap();
+    let mut owner = forwarder();
+    for cport in [home, away] {
+        let syn = frame(
+            MAC_P0,
+            MAC_ROUTER,
+            CLIENT,
+            VIP,
+            64,
+            tcp(cport, 80, SYN),
+            b"",
+        );
+        assert_eq!(
+            run(&mut owner, &snap, 0, &syn, 1000).0,
+            Verdict::Forward { port: 1 }
+        );
+    }
+    let msgs: Vec<AliasMsg> = owner.drain_aliases().collect();
+    assert_eq!(
+        msgs.len(),
+        1,
+        "only the connection whose replies leave queue 1"
+    );
+    assert_eq!((msgs[0].queue, msgs[0].owner), (queue_of(away), 1));
+    assert_eq!(msgs[0].conn.cport, away);
+    assert_eq!(owner.stats().aliases_sent.get(), 1);
+    assert_eq!(owner.drain_aliases().count(), 0);
+
+    // The other core indexes the reply direction and rewrites the real server's answer.
+    let mut other = forwarder_on(msgs[0].queue);
+    other.install(&snap);
+    let reply = frame(
+        MAC_P1,
+        rs_mac(2),
+        rip(2),
+        CLIENT,
+        64,
+        tcp(8080, away, SYN_ACK),
+        b"",
+    );
+    assert_eq!(
+        run(&mut other, &snap, 1, &reply, 1001).0,
+        Verdict::Drop(DropReason::ReplyMiss),
+        "without the alias the reply is a miss"
+    );
+    assert!(other.accept_alias(&msgs[0], 1001));
+    let (v, out) = run(&mut other, &snap, 1, &reply, 1002);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    let want = frame(
+        MAC_ROUTER,
+        MAC_P0,
+        VIP,
+        CLIENT,
+        63,
+        tcp(80, away, SYN_ACK),
+        b"",
+    );
+    assert_eq!(out, want);
+    assert_etherparse_valid(&out);
+    assert_eq!(other.stats().aliases_accepted.get(), 1);
+    assert_eq!(
+        other.conns().loads()[2].conns(),
+        0,
+        "an alias is not counted as a connection"
+    );
 }

@@ -177,7 +177,7 @@ fn test_every_drop_reason_is_counted() {
     let mut gre_by = mine.clone();
     gre_by[23] = 47;
     expect(&mut f, &snap, &gre_by, Verdict::Kernel);
-    // To a local address without a connection.
+    // A real server's answer without a connection (a reply that missed its core, or stale).
     let stale = frame(
         MAC_P1,
         rs_mac(2),
@@ -187,7 +187,18 @@ fn test_every_drop_reason_is_counted() {
         tcp(8080, 3000, ACK),
         b"",
     );
-    expect(&mut f, &snap, &stale, Verdict::Drop(NoConnection));
+    expect(&mut f, &snap, &stale, Verdict::Drop(ReplyMiss));
+    // To a local address without a connection, from elsewhere.
+    let stray = frame(
+        MAC_P1,
+        rs_mac(3),
+        rip(3),
+        LIP,
+        64,
+        tcp(8080, 3000, ACK),
+        b"",
+    );
+    expect(&mut f, &snap, &stray, Verdict::Drop(NoConnection));
 
     let none = snapshot(
         Proto::Tcp,
@@ -226,11 +237,12 @@ fn test_every_drop_reason_is_counted() {
         UnsupportedProto,
         NoDest,
         NoRoute,
+        ReplyMiss,
     ] {
         let n = if r == NoConnection { 2 } else { 1 };
         assert_eq!(f.stats().drops(r), n, "{}", r.name());
     }
-    assert_eq!(f.stats().total_drops(), 8);
+    assert_eq!(f.stats().total_drops(), 9);
 }
 
 #[test]
