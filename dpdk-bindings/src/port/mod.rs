@@ -212,7 +212,7 @@ impl Port {
         let group = sys::RTE_ETH_RETA_GROUP_SIZE as usize;
         let size = u16::try_from(table.len())
             .map_err(|_| Error::InvalidConfig("redirection table longer than 65535"))?;
-        if table.is_empty() || table.len() % group != 0 {
+        if table.is_empty() || !table.len().is_multiple_of(group) {
             return Err(Error::InvalidConfig(
                 "redirection table size must be a non-zero multiple of 64",
             ));
@@ -237,7 +237,7 @@ impl Port {
     pub fn reta(&self) -> Result<Vec<u16>> {
         let size = self.raw_info()?.reta_size;
         let group = sys::RTE_ETH_RETA_GROUP_SIZE as usize;
-        if size == 0 || usize::from(size) % group != 0 {
+        if size == 0 || !usize::from(size).is_multiple_of(group) {
             return Err(Error::InvalidConfig("device has no redirection table"));
         }
         let mut conf: Vec<sys::rte_eth_rss_reta_entry64> = (0..usize::from(size) / group)
