@@ -5,6 +5,9 @@
 //! namespace of the lab (`ip netns exec`), and only documentation address ranges are used.
 #![allow(dead_code)]
 
+pub mod lvs;
+pub mod pcap;
+
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
