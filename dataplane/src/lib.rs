@@ -13,6 +13,8 @@ pub mod flow;
 pub mod fwd;
 pub mod host;
 pub mod model;
+pub mod neigh;
+pub mod route;
 pub mod rss;
 pub mod sched;
 pub mod stats;

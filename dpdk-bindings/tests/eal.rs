@@ -499,6 +499,16 @@ fn test_rss_request_is_masked_to_device_support() {
         eprintln!("skipped: /dev/net/tun missing (net_tap)");
         return;
     }
+    // The tap interface is created in the calling thread's network namespace: give this test
+    // thread a private one so nothing appears on the host.
+    // SAFETY: unshare only changes this thread's namespace membership; no memory is involved.
+    let ret = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    assert_eq!(
+        ret,
+        0,
+        "unshare(CLONE_NEWNET): {}",
+        std::io::Error::last_os_error()
+    );
     let pool = pool("t_rss", 255);
     let mut port = Port::attach_vdev(&format!("net_tap3,iface=ivt{}", std::process::id())).unwrap();
     let supported = port.info().unwrap().flow_type_rss_offloads;
@@ -516,4 +526,13 @@ fn test_rss_request_is_masked_to_device_support() {
     assert_ne!(supported & rss_hf::IPV4_TCP, 0);
     assert_eq!(port.rss_hf(), wanted & supported);
     assert_eq!((port.rx_queues(), port.tx_queues()), (2, 2));
+    // The redirection table, where the device has one, reads back as written.
+    let size = usize::from(port.info().unwrap().reta_size);
+    if size >= 64 {
+        let table: Vec<u16> = (0..size).map(|i| (i % 2) as u16).collect();
+        match port.set_reta(&table) {
+            Ok(()) => assert_eq!(port.reta().unwrap(), table),
+            Err(e) => eprintln!("net_tap does not program its redirection table: {e}"),
+        }
+    }
 }

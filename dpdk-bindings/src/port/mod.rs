@@ -205,6 +205,53 @@ impl Port {
         })
     }
 
+    /// Programs the RSS redirection table: hash bucket `i` goes to queue `table[i]`. The length
+    /// must be the device's `reta_size`. IronVS sets it explicitly so that software can predict
+    /// which queue a tuple lands on.
+    pub fn set_reta(&self, table: &[u16]) -> Result<()> {
+        let group = sys::RTE_ETH_RETA_GROUP_SIZE as usize;
+        let size = u16::try_from(table.len())
+            .map_err(|_| Error::InvalidConfig("redirection table longer than 65535"))?;
+        if table.is_empty() || !table.len().is_multiple_of(group) {
+            return Err(Error::InvalidConfig(
+                "redirection table size must be a non-zero multiple of 64",
+            ));
+        }
+        let mut conf: Vec<sys::rte_eth_rss_reta_entry64> = table
+            .chunks(group)
+            .map(|chunk| {
+                let mut e = sys::rte_eth_rss_reta_entry64 {
+                    mask: u64::MAX,
+                    ..Default::default()
+                };
+                e.reta[..chunk.len()].copy_from_slice(chunk);
+                e
+            })
+            .collect();
+        // SAFETY: conf holds size/64 entries, as the call reads for a table of `size`.
+        let ret = unsafe { sys::rte_eth_dev_rss_reta_update(self.id.0, conf.as_mut_ptr(), size) };
+        check("rte_eth_dev_rss_reta_update", ret).map(|_| ())
+    }
+
+    /// Reads the RSS redirection table (`reta_size` entries).
+    pub fn reta(&self) -> Result<Vec<u16>> {
+        let size = self.raw_info()?.reta_size;
+        let group = sys::RTE_ETH_RETA_GROUP_SIZE as usize;
+        if size == 0 || !usize::from(size).is_multiple_of(group) {
+            return Err(Error::InvalidConfig("device has no redirection table"));
+        }
+        let mut conf: Vec<sys::rte_eth_rss_reta_entry64> = (0..usize::from(size) / group)
+            .map(|_| sys::rte_eth_rss_reta_entry64 {
+                mask: u64::MAX,
+                ..Default::default()
+            })
+            .collect();
+        // SAFETY: conf holds size/64 writable entries.
+        let ret = unsafe { sys::rte_eth_dev_rss_reta_query(self.id.0, conf.as_mut_ptr(), size) };
+        check("rte_eth_dev_rss_reta_query", ret)?;
+        Ok(conf.iter().flat_map(|e| e.reta.iter().copied()).collect())
+    }
+
     fn raw_info(&self) -> Result<sys::rte_eth_dev_info> {
         let mut raw = sys::rte_eth_dev_info::default();
         // SAFETY: raw is a valid out structure of the expected type.

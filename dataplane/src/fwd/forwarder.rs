@@ -1,0 +1,504 @@
+//! The per-core forwarder: packet classification, connection lookup and creation, counters.
+//!
+//! Transmit (the per-mode rewrites and the egress decision) lives in `xmit.rs`, ICMP error relay
+//! in `icmp.rs`.
+
+use std::sync::Arc;
+
+use super::laddr::{LocalPorts, PortRange};
+use super::snapshot::{AddrRole, SnapDest, Snapshot};
+use super::stats::FwdStats;
+use super::{DropReason, Topology, Verdict};
+use crate::buf::PacketBuf;
+use crate::conn::{tcp_flags, ConnId, ConnTable, ConnTableConfig, Dir, Expired, NewConn};
+use crate::conn::{NewTemplate, TemplateKey};
+use crate::flow::{Addr, FlowKey, Proto};
+use crate::model::FwdMode;
+use crate::rss::{RetaMap, Toeplitz};
+use crate::sched::{schedule, SchedInput, SchedState};
+use crate::wire::{ip_proto, parse_frame, Frag, L3Kind, ParsedFrame};
+
+/// Where replies to this core's FullNAT connections must arrive: the NIC's RSS hash and
+/// redirection table, and this core's receive queue.
+#[derive(Debug, Clone)]
+pub struct RssTarget {
+    /// The NIC's Toeplitz hasher (its RSS key).
+    pub toeplitz: Arc<Toeplitz>,
+    /// The NIC's redirection table (a power-of-two size).
+    pub reta: Arc<RetaMap>,
+    /// This core's receive queue.
+    pub queue: u16,
+}
+
+/// Sizes and settings of one core's forwarder.
+#[derive(Debug, Clone)]
+pub struct ForwarderConfig {
+    /// The connection table (its `dest_capacity` also sizes the per-real-server counters).
+    pub table: ConnTableConfig,
+    /// Service slots to count (slots at or above are served but not counted).
+    pub service_capacity: u32,
+    /// FullNAT local ports.
+    pub ports: PortRange,
+    /// RSS steering of FullNAT replies; `None` when the port has a single queue.
+    pub rss: Option<RssTarget>,
+}
+
+impl Default for ForwarderConfig {
+    fn default() -> Self {
+        ForwarderConfig {
+            table: ConnTableConfig::default(),
+            service_capacity: 1024,
+            ports: PortRange::default(),
+            rss: None,
+        }
+    }
+}
+
+/// Room for an ICMP error being built (RFC 1812: at most 576 bytes; IPv6: 1280).
+const SCRATCH_LEN: usize = 1280;
+
+/// Reply aliases one burst may queue for other cores before [`Forwarder::drain_aliases`].
+const OUTBOX_CAP: usize = 64;
+
+/// A NAT connection whose replies RSS will hand to another core: that core must index the reply
+/// direction before the real server answers ([`Forwarder::accept_alias`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AliasMsg {
+    /// The receive queue (= worker) the replies land on.
+    pub queue: u16,
+    /// The queue of the core that owns the connection.
+    pub owner: u16,
+    /// The connection.
+    pub conn: NewConn,
+}
+
+/// One worker core's forwarding state; see the module documentation of [`crate::fwd`].
+pub struct Forwarder {
+    pub(super) conns: ConnTable,
+    sched: Vec<SchedState>,
+    sched_slots: Vec<u32>,
+    generation: u64,
+    pub(super) lports: LocalPorts,
+    pub(super) stats: Arc<FwdStats>,
+    ip_id: u16,
+    pub(super) scratch: Box<[u8]>,
+    reply_rss: Option<RssTarget>,
+    outbox: Vec<AliasMsg>,
+}
+
+impl Forwarder {
+    /// Allocates everything the core needs (table, counters, port pools are sized here).
+    pub fn new(cfg: ForwarderConfig) -> Forwarder {
+        let stats = FwdStats::new(
+            cfg.service_capacity as usize,
+            cfg.table.dest_capacity as usize,
+        );
+        let reply_rss = cfg.rss.clone();
+        let rss = cfg.rss.map(|r| (r.toeplitz, r.reta, r.queue));
+        Forwarder {
+            conns: ConnTable::new(cfg.table),
+            sched: Vec::new(),
+            sched_slots: Vec::new(),
+            generation: 0,
+            lports: LocalPorts::new(cfg.ports, rss),
+            stats: Arc::new(stats),
+            ip_id: (cfg.table.core).wrapping_mul(0x9e37),
+            scratch: vec![0u8; SCRATCH_LEN].into_boxed_slice(),
+            reply_rss,
+            outbox: Vec::with_capacity(OUTBOX_CAP),
+        }
+    }
+
+    /// Takes the reply aliases queued since the last call; the worker passes each to the core
+    /// serving `msg.queue` before transmitting the burst that created them.
+    pub fn drain_aliases(&mut self) -> std::vec::Drain<'_, AliasMsg> {
+        self.outbox.drain(..)
+    }
+
+    /// Indexes the reply direction of a NAT connection owned by another core, so that its
+    /// replies, which RSS hands to this core, are rewritten here.
+    pub fn accept_alias(&mut self, msg: &AliasMsg, now_ms: u64) -> bool {
+        match self
+            .conns
+            .insert_alias(msg.conn, msg.owner, crate::conn::ConnState::SynRecv, now_ms)
+        {
+            Ok(_) => {
+                self.stats.aliases_accepted.inc();
+                true
+            }
+            Err(_) => {
+                self.stats.aliases_refused.inc();
+                false
+            }
+        }
+    }
+
+    /// The counters (share the `Arc` with the control plane).
+    pub fn stats(&self) -> &Arc<FwdStats> {
+        &self.stats
+    }
+
+    /// The connection table (for listings).
+    pub fn conns(&self) -> &ConnTable {
+        &self.conns
+    }
+
+    /// The FullNAT port allocator.
+    pub fn local_ports(&self) -> &LocalPorts {
+        &self.lports
+    }
+
+    /// Prepares per-core state for `snap`: scheduler state per service (kept across snapshots by
+    /// service slot), real server thresholds, timeouts, local address pools. Allocates; call it
+    /// off the packet path when a snapshot is published ([`Forwarder::process`] calls it lazily
+    /// if a burst brings a snapshot it has not seen).
+    pub fn install(&mut self, snap: &Snapshot) {
+        let mut old: Vec<(u32, SchedState)> = self
+            .sched_slots
+            .drain(..)
+            .zip(self.sched.drain(..))
+            .collect();
+        for s in snap.services() {
+            let st = match old.iter().position(|(slot, _)| *slot == s.slot) {
+                Some(i) => {
+                    let (_, mut st) = old.swap_remove(i);
+                    st.prepare(&s.plan);
+                    st
+                }
+                None => SchedState::new(&s.plan),
+            };
+            self.sched.push(st);
+            self.sched_slots.push(s.slot);
+            for d in s.dests.iter() {
+                if let Some(l) = self.conns.loads_mut().get_mut(d.id.index()) {
+                    l.set_thresholds(d.upper, d.lower);
+                }
+            }
+        }
+        self.conns.set_timeouts(*snap.timeouts());
+        self.lports.set_addrs(snap.local_addrs());
+        self.generation = snap.generation();
+    }
+
+    /// Handles one received frame: rewrites it in place and says where it goes.
+    #[inline]
+    pub fn process<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
+        &mut self,
+        snap: &Snapshot,
+        topo: &T,
+        in_port: u16,
+        buf: &mut B,
+        now_ms: u64,
+    ) -> Verdict {
+        if snap.generation() != self.generation {
+            self.install(snap);
+        }
+        let v = self.classify(snap, topo, in_port, buf, now_ms);
+        match v {
+            Verdict::Forward { .. } | Verdict::Resolve { .. } => self.stats.forwarded.inc(),
+            Verdict::Kernel => self.stats.kernel.inc(),
+            Verdict::Drop(r) => self.stats.count_drop(r),
+        }
+        v
+    }
+
+    /// [`Forwarder::process`] over a burst; `verdicts[i]` is the verdict of `bufs[i]` (extra
+    /// buffers beyond `verdicts.len()` are left untouched).
+    pub fn process_burst<B: PacketBuf, T: Topology + ?Sized>(
+        &mut self,
+        snap: &Snapshot,
+        topo: &T,
+        in_port: u16,
+        bufs: &mut [B],
+        verdicts: &mut [Verdict],
+        now_ms: u64,
+    ) {
+        for (b, v) in bufs.iter_mut().zip(verdicts.iter_mut()) {
+            *v = self.process(snap, topo, in_port, b, now_ms);
+        }
+    }
+
+    /// Removes at most `budget` expired connections (freeing FullNAT ports); call it from the
+    /// worker loop between bursts.
+    pub fn expire(&mut self, now_ms: u64, budget: usize) -> Expired {
+        let lports = &mut self.lports;
+        let stats = &self.stats;
+        self.conns.expire(now_ms, budget, |_, c| {
+            if c.mode == FwdMode::FullNat && !c.is_template() && !c.is_alias() {
+                lports.free(&c.local, c.lport);
+            }
+            if !c.is_template() {
+                stats.expired.inc();
+            }
+        })
+    }
+
+    /// The next IPv4 identification for a header we emit.
+    #[inline]
+    pub(super) fn next_ip_id(&mut self) -> u16 {
+        self.ip_id = self.ip_id.wrapping_add(1);
+        self.ip_id
+    }
+
+    #[inline]
+    fn classify<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
+        &mut self,
+        snap: &Snapshot,
+        topo: &T,
+        in_port: u16,
+        buf: &mut B,
+        now_ms: u64,
+    ) -> Verdict {
+        let Ok(pf) = parse_frame(buf.frame()) else {
+            return Verdict::Drop(DropReason::Malformed);
+        };
+        let proto = match (pf.l3, pf.proto) {
+            (L3Kind::Arp, _) => return Verdict::Kernel,
+            (_, ip_proto::TCP) => Proto::Tcp,
+            (_, ip_proto::UDP) => Proto::Udp,
+            (L3Kind::Ipv4, ip_proto::ICMP) | (L3Kind::Ipv6, ip_proto::ICMPV6)
+                if pf.frag == Frag::None =>
+            {
+                return self.icmp(snap, topo, in_port, buf, &pf);
+            }
+            _ => return not_ours(snap, &pf, DropReason::UnsupportedProto),
+        };
+        if pf.frag == Frag::Later {
+            return not_ours(snap, &pf, DropReason::Fragment);
+        }
+        let key = FlowKey {
+            saddr: pf.src,
+            daddr: pf.dst,
+            sport: pf.sport,
+            dport: pf.dport,
+            proto,
+        };
+        let hash = self.conns.hash(&key);
+        match self.conns.lookup_hashed(hash, &key) {
+            Some((id, dir)) => self.established(snap, topo, in_port, buf, &pf, id, dir, now_ms),
+            None => self.new_conn(snap, topo, in_port, buf, &pf, key, now_ms),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn established<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
+        &mut self,
+        snap: &Snapshot,
+        topo: &T,
+        in_port: u16,
+        buf: &mut B,
+        pf: &ParsedFrame,
+        id: ConnId,
+        dir: Dir,
+        now_ms: u64,
+    ) -> Verdict {
+        let Some(&c) = self.conns.get(id) else {
+            return Verdict::Drop(DropReason::NoConnection);
+        };
+        self.conns.on_packet(id, dir, pf.tcp_flags, now_ms);
+        self.stats
+            .traffic(c.svc, c.dest.0, dir == Dir::Original, u64::from(pf.ip_len));
+        self.xmit(snap, topo, in_port, buf, pf, &c, dir)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_conn<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
+        &mut self,
+        snap: &Snapshot,
+        topo: &T,
+        in_port: u16,
+        buf: &mut B,
+        pf: &ParsedFrame,
+        key: FlowKey,
+        now_ms: u64,
+    ) -> Verdict {
+        let Some(si) = snap.find_service(key.proto, &key.daddr, key.dport) else {
+            if snap.is_reply_source(key.proto, &key.saddr, key.sport) {
+                return Verdict::Drop(DropReason::ReplyMiss);
+            }
+            return not_ours(snap, pf, DropReason::NoService);
+        };
+        let Some(svc) = snap.service(si) else {
+            return Verdict::Drop(DropReason::NoService);
+        };
+        // IPVS schedules TCP only on a connection-opening SYN.
+        if key.proto == Proto::Tcp
+            && pf.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) != tcp_flags::SYN
+        {
+            return Verdict::Drop(DropReason::NoConnection);
+        }
+        let loads = self.conns.loads();
+        let usable =
+            |d: &SnapDest| d.weight > 0 && !loads.get(d.id.index()).is_some_and(|l| l.overloaded);
+        // Persistence: a live template of the client's network picks the same server if usable.
+        let mut template = None;
+        let mut dest = None;
+        let tkey = svc.persistence.map(|p| {
+            let port = if svc.port == 0 { 0 } else { key.dport };
+            TemplateKey::new(svc.slot, key.saddr, p.prefix_len, port)
+        });
+        if let Some(tk) = &tkey {
+            if let Some(t) = self.conns.find_template(tk) {
+                let tdest = self.conns.get(t).map(|c| c.dest);
+                match tdest
+                    .and_then(|id| svc.dest_by_id(id))
+                    .filter(|d| usable(d))
+                {
+                    Some(d) => {
+                        dest = Some(*d);
+                        template = Some(t);
+                    }
+                    None => {
+                        self.conns.remove(t);
+                    }
+                }
+            }
+        }
+        let d = match dest {
+            Some(d) => d,
+            None => {
+                let input = SchedInput {
+                    saddr: key.saddr,
+                    sport: key.sport,
+                    daddr: key.daddr,
+                    dport: key.dport,
+                    now_ms,
+                };
+                let Some(st) = self.sched.get_mut(si) else {
+                    return Verdict::Drop(DropReason::NoDest);
+                };
+                let picked = schedule(st, &svc.plan, self.conns.loads(), &input);
+                match picked.and_then(|i| svc.dests.get(i)) {
+                    Some(d) => *d,
+                    None => return Verdict::Drop(DropReason::NoDest),
+                }
+            }
+        };
+        // Ports are not rewritten in DR and TUN; a real server port of 0 means "the same".
+        let rport = if d.port == 0 || matches!(d.mode, FwdMode::Dr | FwdMode::Tun) {
+            key.dport
+        } else {
+            d.port
+        };
+        let v4 = pf.l3 == L3Kind::Ipv4;
+        if d.mode == FwdMode::Tun && !(v4 && d.addr.is_v4()) {
+            return Verdict::Drop(DropReason::TunnelFamily);
+        }
+        if d.mode != FwdMode::Tun && d.addr.is_v4() != v4 {
+            return Verdict::Drop(DropReason::FamilyMismatch);
+        }
+        if d.mode != FwdMode::Dr && pf.ttl <= 1 {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        if let (Some(p), Some(tk), None) = (svc.persistence, tkey, template) {
+            let t = NewTemplate {
+                key: tk,
+                proto: key.proto,
+                vip: svc.vip,
+                dest: d.id,
+                real: d.addr,
+                rport,
+                mode: d.mode,
+                timeout_s: p.timeout,
+            };
+            match self.conns.insert_template(t, now_ms) {
+                Ok(t) => template = Some(t),
+                Err(_) => return Verdict::Drop(DropReason::TableFull),
+            }
+        }
+        let (local, lport) = if d.mode == FwdMode::FullNat {
+            let conns = &self.conns;
+            let taken = |lip: &Addr, lport: u16| {
+                let reply = FlowKey {
+                    saddr: d.addr,
+                    daddr: *lip,
+                    sport: rport,
+                    dport: lport,
+                    proto: key.proto,
+                };
+                conns.lookup(&reply).is_some()
+            };
+            match self.lports.alloc(&d.addr, rport, taken) {
+                Some(l) => l,
+                None => return Verdict::Drop(DropReason::NoLocalPort),
+            }
+        } else {
+            (Addr::UNSPECIFIED, 0)
+        };
+        let n = NewConn {
+            proto: key.proto,
+            client: key.saddr,
+            cport: key.sport,
+            vip: key.daddr,
+            vport: key.dport,
+            local,
+            lport,
+            real: d.addr,
+            rport,
+            mode: d.mode,
+            dest: d.id,
+            svc: svc.slot,
+            template,
+        };
+        let id = match self.conns.insert(n, now_ms) {
+            Ok(id) => id,
+            Err(_) => {
+                if d.mode == FwdMode::FullNat {
+                    self.lports.free(&local, lport);
+                }
+                return Verdict::Drop(DropReason::TableFull);
+            }
+        };
+        self.stats.new_conn(svc.slot, d.id.0);
+        if d.mode == FwdMode::Nat {
+            self.steer_reply(&n);
+        }
+        self.established(snap, topo, in_port, buf, pf, id, Dir::Original, now_ms)
+    }
+}
+
+impl Forwarder {
+    /// NAT replies come from the real server to the client, a tuple the client chose: when RSS
+    /// hands it to another core, queue an alias for that core.
+    fn steer_reply(&mut self, n: &NewConn) {
+        let Some(rss) = &self.reply_rss else {
+            return;
+        };
+        let reply = FlowKey {
+            saddr: n.real,
+            daddr: n.client,
+            sport: n.rport,
+            dport: n.cport,
+            proto: n.proto,
+        };
+        let queue = rss.reta.queue(rss.toeplitz.hash_flow(&reply));
+        if queue == rss.queue {
+            return;
+        }
+        if self.outbox.len() < OUTBOX_CAP {
+            self.outbox.push(AliasMsg {
+                queue,
+                owner: rss.queue,
+                conn: *n,
+            });
+            self.stats.aliases_sent.inc();
+        } else {
+            self.stats.alias_overflow.inc();
+        }
+    }
+}
+
+/// The verdict for a packet no connection or service claims: dropped with `reason` when it is
+/// addressed to a VIP or local address of ours, handed to the kernel otherwise.
+#[inline]
+fn not_ours(snap: &Snapshot, pf: &ParsedFrame, reason: DropReason) -> Verdict {
+    match snap.role(&pf.dst) {
+        Some(AddrRole::Vip) => Verdict::Drop(reason),
+        Some(AddrRole::Local) if reason == DropReason::NoService => {
+            Verdict::Drop(DropReason::NoConnection)
+        }
+        Some(AddrRole::Local) => Verdict::Drop(reason),
+        None => Verdict::Kernel,
+    }
+}

@@ -1,0 +1,204 @@
+//! In-place header rewrites on a parsed frame: MAC addresses, NAT of addresses and ports with
+//! RFC 1624 incremental checksums, TTL/hop-limit decrement.
+//!
+//! Every function takes the frame together with the [`ParsedFrame`] that `parse_frame` returned
+//! for it; it re-checks the few lengths it relies on, so a mismatched pair cannot panic (it
+//! returns `false` and leaves the frame unchanged).
+
+use crate::checksum;
+use crate::flow::Addr;
+use crate::wire::{get16, ip_proto, set16, Frag, L3Kind, MacAddr, ParsedFrame};
+
+/// Sets the Ethernet destination and source MACs.
+#[inline]
+pub(super) fn set_macs(frame: &mut [u8], dst: MacAddr, src: MacAddr) {
+    if let Some(h) = frame.get_mut(..12) {
+        h[..6].copy_from_slice(&dst.0);
+        h[6..].copy_from_slice(&src.0);
+    }
+}
+
+/// Offset of the source address field within an IP header.
+#[inline]
+pub(super) fn src_off(v4: bool) -> usize {
+    if v4 {
+        12
+    } else {
+        8
+    }
+}
+
+/// Offset of the destination address field within an IP header.
+#[inline]
+pub(super) fn dst_off(v4: bool) -> usize {
+    if v4 {
+        16
+    } else {
+        24
+    }
+}
+
+/// Writes `a` (4 or 16 bytes by family) at `off`.
+#[inline]
+pub(super) fn put_addr(frame: &mut [u8], off: usize, v4: bool, a: &Addr) {
+    if v4 {
+        if let Some(d) = frame.get_mut(off..off + 4) {
+            d.copy_from_slice(&a.0[12..]);
+        }
+    } else if let Some(d) = frame.get_mut(off..off + 16) {
+        d.copy_from_slice(&a.0);
+    }
+}
+
+/// Where the L4 checksum of a TCP/UDP header lives, relative to the header, and whether it
+/// follows UDP's zero rule.
+#[inline]
+pub(super) fn l4_csum_field(proto: u8) -> Option<(usize, bool)> {
+    match proto {
+        ip_proto::TCP => Some((16, false)),
+        ip_proto::UDP => Some((6, true)),
+        _ => None,
+    }
+}
+
+/// Folds an address change into an L4 checksum.
+#[inline]
+pub(super) fn l4_addr(c: u16, udp: bool, old: &Addr, new: &Addr) -> u16 {
+    if udp {
+        checksum::udp_update_addr(c, old, new)
+    } else {
+        checksum::update_addr(c, old, new)
+    }
+}
+
+/// Folds a 16-bit change into an L4 checksum.
+#[inline]
+pub(super) fn l4_word(c: u16, udp: bool, old: u16, new: u16) -> u16 {
+    if udp {
+        checksum::udp_update16(c, old, new)
+    } else {
+        checksum::update16(c, old, new)
+    }
+}
+
+/// Rewrites source and/or destination address:port of a TCP/UDP packet, updating the IPv4
+/// header checksum and the L4 checksum incrementally, and decrements the TTL/hop limit when
+/// `route` is set. Ports of a later fragment (no L4 header) are left alone.
+#[inline]
+pub(super) fn nat(
+    frame: &mut [u8],
+    pf: &ParsedFrame,
+    src: Option<(Addr, u16)>,
+    dst: Option<(Addr, u16)>,
+    route: bool,
+) -> bool {
+    let l3 = usize::from(pf.l3_off);
+    let l4 = usize::from(pf.l4_off);
+    let v4 = pf.l3 == L3Kind::Ipv4;
+    let field = if pf.frag == Frag::Later {
+        None
+    } else {
+        l4_csum_field(pf.proto)
+    };
+    let need = match field {
+        Some((off, _)) => l4 + off + 2,
+        None => l3 + if v4 { 20 } else { 40 },
+    };
+    if frame.len() < need {
+        return false;
+    }
+    let udp = field.is_some_and(|f| f.1);
+    let mut l4c = field.map(|(off, _)| get16(frame, l4 + off));
+    let mut ipc = if v4 { get16(frame, l3 + 10) } else { 0 };
+    let legs = [
+        (src, pf.src, src_off(v4), 0usize),
+        (dst, pf.dst, dst_off(v4), 2),
+    ];
+    for (new, old_addr, aoff, poff) in legs {
+        let Some((addr, port)) = new else { continue };
+        if addr != old_addr {
+            put_addr(frame, l3 + aoff, v4, &addr);
+            if v4 {
+                ipc = checksum::update_addr4(ipc, old_addr.v4_octets(), addr.v4_octets());
+            }
+            l4c = l4c.map(|c| l4_addr(c, udp, &old_addr, &addr));
+        }
+        if field.is_some() {
+            let old_port = get16(frame, l4 + poff);
+            if old_port != port {
+                set16(frame, l4 + poff, port);
+                l4c = l4c.map(|c| l4_word(c, udp, old_port, port));
+            }
+        }
+    }
+    if route {
+        if v4 {
+            let old = get16(frame, l3 + 8);
+            frame[l3 + 8] = frame[l3 + 8].saturating_sub(1);
+            ipc = checksum::update16(ipc, old, get16(frame, l3 + 8));
+        } else {
+            frame[l3 + 7] = frame[l3 + 7].saturating_sub(1);
+        }
+    }
+    if v4 {
+        set16(frame, l3 + 10, ipc);
+    }
+    if let (Some((off, _)), Some(c)) = (field, l4c) {
+        set16(frame, l4 + off, c);
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::parse_frame;
+    use etherparse::PacketBuilder;
+
+    fn udp_v4(csum_zero: bool) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4([192, 0, 2, 1], [198, 51, 100, 10], 64)
+            .udp(40000, 53);
+        let mut f = Vec::new();
+        b.write(&mut f, &[1, 2, 3, 4, 5]).unwrap();
+        if csum_zero {
+            f[14 + 20 + 6] = 0;
+            f[14 + 20 + 7] = 0;
+        }
+        f
+    }
+
+    #[test]
+    fn test_nat_matches_etherparse_rebuild() {
+        let mut f = udp_v4(false);
+        let pf = parse_frame(&f).unwrap();
+        let rip = Addr::v4([10, 1, 0, 5]);
+        assert!(nat(&mut f, &pf, None, Some((rip, 8053)), true));
+        let mut want = Vec::new();
+        PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4([192, 0, 2, 1], [10, 1, 0, 5], 63)
+            .udp(40000, 8053)
+            .write(&mut want, &[1, 2, 3, 4, 5])
+            .unwrap();
+        assert_eq!(f, want);
+    }
+
+    #[test]
+    fn test_udp_zero_checksum_stays_zero() {
+        let mut f = udp_v4(true);
+        let pf = parse_frame(&f).unwrap();
+        let a = Addr::v4([10, 2, 0, 1]);
+        assert!(nat(&mut f, &pf, Some((a, 1)), None, false));
+        assert_eq!(&f[40..42], &[0, 0]);
+        assert_eq!(&f[26..30], &[10, 2, 0, 1]);
+    }
+
+    #[test]
+    fn test_short_frame_is_refused() {
+        let f = udp_v4(false);
+        let pf = parse_frame(&f).unwrap();
+        let mut short = f[..30].to_vec();
+        assert!(!nat(&mut short, &pf, None, None, true));
+        assert_eq!(short, f[..30]);
+    }
+}

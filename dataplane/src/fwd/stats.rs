@@ -1,0 +1,159 @@
+//! Per-core forwarding counters: drops by reason, and per service and per real server the
+//! counters `ipvsadm --stats` shows ("in" = client → server, "out" = server → client; bytes are
+//! IP packet lengths, as IPVS counts them).
+//!
+//! Written only by the owning core ([`Counter`] single-writer semantics); shared through an
+//! `Arc` with the control plane, which sums the cores.
+
+use crate::stats::Counter;
+
+use super::DropReason;
+
+/// Traffic counters of one service or real server on one core.
+#[derive(Debug, Default)]
+pub struct TrafficCounters {
+    /// Connections scheduled.
+    pub conns: Counter,
+    /// Packets client → server.
+    pub inpkts: Counter,
+    /// Packets server → client.
+    pub outpkts: Counter,
+    /// Bytes client → server.
+    pub inbytes: Counter,
+    /// Bytes server → client.
+    pub outbytes: Counter,
+}
+
+impl TrafficCounters {
+    #[inline]
+    pub(crate) fn count(&self, inbound: bool, bytes: u64) {
+        if inbound {
+            self.inpkts.inc();
+            self.inbytes.add(bytes);
+        } else {
+            self.outpkts.inc();
+            self.outbytes.add(bytes);
+        }
+    }
+}
+
+/// All counters of one forwarding core.
+#[derive(Debug)]
+pub struct FwdStats {
+    drops: [Counter; DropReason::COUNT],
+    services: Box<[TrafficCounters]>,
+    dests: Box<[TrafficCounters]>,
+    /// Frames forwarded (Forward and Resolve verdicts).
+    pub forwarded: Counter,
+    /// Frames handed to the kernel.
+    pub kernel: Counter,
+    /// ICMP errors relayed to a client or real server.
+    pub icmp_relayed: Counter,
+    /// ICMP fragmentation-needed errors sent for oversize tunnel packets.
+    pub frag_needed_sent: Counter,
+    /// Connections removed by expiry.
+    pub expired: Counter,
+    /// NAT reply aliases queued for the core RSS gives the replies to.
+    pub aliases_sent: Counter,
+    /// NAT reply aliases not queued because the burst's outbox was full.
+    pub alias_overflow: Counter,
+    /// Reply aliases from other cores indexed here.
+    pub aliases_accepted: Counter,
+    /// Reply aliases from other cores that could not be indexed (table full, duplicate).
+    pub aliases_refused: Counter,
+}
+
+impl FwdStats {
+    /// Counters for `services` service slots and `dests` real server slots.
+    pub fn new(services: usize, dests: usize) -> FwdStats {
+        FwdStats {
+            drops: Default::default(),
+            services: (0..services).map(|_| TrafficCounters::default()).collect(),
+            dests: (0..dests).map(|_| TrafficCounters::default()).collect(),
+            forwarded: Counter::new(),
+            kernel: Counter::new(),
+            icmp_relayed: Counter::new(),
+            frag_needed_sent: Counter::new(),
+            expired: Counter::new(),
+            aliases_sent: Counter::new(),
+            alias_overflow: Counter::new(),
+            aliases_accepted: Counter::new(),
+            aliases_refused: Counter::new(),
+        }
+    }
+
+    /// Drops counted for `r`.
+    pub fn drops(&self, r: DropReason) -> u64 {
+        self.drops[r.index()].get()
+    }
+
+    /// All drops.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().map(Counter::get).sum()
+    }
+
+    /// Counters of service slot `slot`.
+    pub fn service(&self, slot: u32) -> Option<&TrafficCounters> {
+        self.services.get(slot as usize)
+    }
+
+    /// Counters of real server slot `id`.
+    pub fn dest(&self, id: u32) -> Option<&TrafficCounters> {
+        self.dests.get(id as usize)
+    }
+
+    #[inline]
+    pub(crate) fn count_drop(&self, r: DropReason) {
+        self.drops[r.index()].inc();
+    }
+
+    /// Counts a packet of a connection of service `svc` and real server `dest`.
+    #[inline]
+    pub(crate) fn traffic(&self, svc: u32, dest: u32, inbound: bool, bytes: u64) {
+        if let Some(s) = self.services.get(svc as usize) {
+            s.count(inbound, bytes);
+        }
+        if let Some(d) = self.dests.get(dest as usize) {
+            d.count(inbound, bytes);
+        }
+    }
+
+    /// Counts a new connection.
+    #[inline]
+    pub(crate) fn new_conn(&self, svc: u32, dest: u32) {
+        if let Some(s) = self.services.get(svc as usize) {
+            s.conns.inc();
+        }
+        if let Some(d) = self.dests.get(dest as usize) {
+            d.conns.inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_counts_and_bounds() {
+        let s = FwdStats::new(2, 3);
+        s.traffic(1, 2, true, 100);
+        s.traffic(1, 2, false, 40);
+        s.traffic(9, 9, true, 1); // out of range: ignored
+        s.new_conn(1, 2);
+        s.count_drop(DropReason::NoDest);
+        s.count_drop(DropReason::NoDest);
+        let d = s.dest(2).unwrap();
+        assert_eq!((d.inpkts.get(), d.inbytes.get()), (1, 100));
+        assert_eq!((d.outpkts.get(), d.outbytes.get()), (1, 40));
+        assert_eq!(s.service(1).unwrap().conns.get(), 1);
+        assert_eq!(s.drops(DropReason::NoDest), 2);
+        assert_eq!(s.total_drops(), 2);
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+        let names: std::collections::HashSet<_> =
+            DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+}

@@ -1,0 +1,436 @@
+//! Persistence, quiescing, configuration changes, every drop reason, and a no-panic property.
+
+use super::*;
+use crate::fwd::{DropReason, PortRange};
+use proptest::prelude::*;
+
+fn syn_from(client: Addr, sport: u16, dport: u16) -> Vec<u8> {
+    frame(
+        MAC_P0,
+        MAC_ROUTER,
+        client,
+        VIP,
+        64,
+        tcp(sport, dport, SYN),
+        b"",
+    )
+}
+
+/// The real server a NAT SYN was sent to (its destination address).
+fn sent_to(out: &[u8]) -> Addr {
+    Addr::v4([out[30], out[31], out[32], out[33]])
+}
+
+#[test]
+fn test_persistence_keeps_client_network_on_one_server() {
+    let p = Persistence {
+        timeout: 300,
+        prefix_len: 24,
+    };
+    let dests = [
+        rs(1, rip(1), 80, FwdMode::Nat),
+        rs(2, rip(2), 80, FwdMode::Nat),
+        rs(3, rip(3), 80, FwdMode::Nat),
+    ];
+    let snap = snapshot(Proto::Tcp, VIP, 80, Some(p), &dests);
+    let mut f = forwarder();
+    let (_, a) = run(&mut f, &snap, 0, &syn_from(CLIENT, 40000, 80), 1000);
+    let first = sent_to(&a);
+    // Same /24, other ports and hosts: same server although rr would move on.
+    for (host, port) in [(1, 40001), (77, 5000), (200, 6000)] {
+        let (_, o) = run(
+            &mut f,
+            &snap,
+            0,
+            &syn_from(Addr::v4([192, 0, 2, host]), port, 80),
+            1001,
+        );
+        assert_eq!(sent_to(&o), first);
+    }
+    // Another network is scheduled (rr moves to the next server).
+    let (_, o) = run(
+        &mut f,
+        &snap,
+        0,
+        &syn_from(Addr::v4([198, 18, 0, 1]), 1, 80),
+        1002,
+    );
+    assert_ne!(sent_to(&o), first);
+    let templates = f.conns().iter().filter(|(_, c)| c.is_template()).count();
+    assert_eq!(templates, 2);
+    // The template's server quiesced: the network is rescheduled, never to it.
+    let quiesced: Vec<Rs> = dests
+        .iter()
+        .map(|r| Rs {
+            weight: if r.addr == first { 0 } else { 1 },
+            ..*r
+        })
+        .collect();
+    let snap2 = snapshot(Proto::Tcp, VIP, 80, Some(p), &quiesced);
+    let (_, o) = run(&mut f, &snap2, 0, &syn_from(CLIENT, 40100, 80), 1003);
+    assert_ne!(sent_to(&o), first);
+    let (_, o2) = run(
+        &mut f,
+        &snap2,
+        0,
+        &syn_from(Addr::v4([192, 0, 2, 9]), 7, 80),
+        1004,
+    );
+    assert_eq!(sent_to(&o2), sent_to(&o), "the new template holds");
+}
+
+#[test]
+fn test_quiesced_or_removed_server_keeps_existing_flow() {
+    let both = [
+        rs(1, rip(1), 8080, FwdMode::Nat),
+        rs(2, rip(2), 8080, FwdMode::Nat),
+    ];
+    let snap = snapshot(Proto::Tcp, VIP, 80, None, &both);
+    let mut f = forwarder();
+    let (_, o) = run(&mut f, &snap, 0, &syn_from(CLIENT, 40000, 80), 1000);
+    assert_eq!(sent_to(&o), rip(1));
+    let ack = frame(
+        MAC_P0,
+        MAC_ROUTER,
+        CLIENT,
+        VIP,
+        64,
+        tcp(40000, 80, ACK),
+        b"more",
+    );
+    let want = frame(
+        rs_mac(1),
+        MAC_P1,
+        CLIENT,
+        rip(1),
+        63,
+        tcp(40000, 8080, ACK),
+        b"more",
+    );
+    let quiesced = snapshot(
+        Proto::Tcp,
+        VIP,
+        80,
+        None,
+        &[
+            Rs {
+                weight: 0,
+                ..both[0]
+            },
+            both[1],
+        ],
+    );
+    let removed = snapshot(Proto::Tcp, VIP, 80, None, &both[1..]);
+    for snap in [&quiesced, &removed] {
+        let (v, out) = run(&mut f, snap, 0, &ack, 1001);
+        assert_eq!(v, Verdict::Forward { port: 1 });
+        assert_eq!(out, want);
+        for i in 0..3 {
+            let (_, o) = run(&mut f, snap, 0, &syn_from(CLIENT, 50000 + i, 80), 1002);
+            assert_eq!(
+                sent_to(&o),
+                rip(2),
+                "no new connection to the quiesced server"
+            );
+        }
+    }
+}
+
+#[test]
+fn test_every_drop_reason_is_counted() {
+    let snap = snapshot(
+        Proto::Tcp,
+        VIP,
+        80,
+        None,
+        &[rs(2, rip(2), 8080, FwdMode::Nat)],
+    );
+    let mut f = forwarder();
+    let expect = |f: &mut Forwarder, snap: &Snapshot, frame: &[u8], want: Verdict| {
+        assert_eq!(run(f, snap, 0, frame, 1000).0, want);
+    };
+    use DropReason::*;
+    expect(
+        &mut f,
+        &snap,
+        &syn_from(CLIENT, 1, 81),
+        Verdict::Drop(NoService),
+    );
+    let ack = frame(MAC_P0, MAC_ROUTER, CLIENT, VIP, 64, tcp(1, 80, ACK), b"");
+    expect(&mut f, &snap, &ack, Verdict::Drop(NoConnection));
+    expect(
+        &mut f,
+        &snap,
+        &syn_from(CLIENT, 1, 80)[..40],
+        Verdict::Drop(Malformed),
+    );
+    let mut later = syn_from(CLIENT, 2, 80);
+    later[20..22].copy_from_slice(&[0, 0x10]); // fragment offset 128
+    fill_checksums(&mut later);
+    expect(&mut f, &snap, &later, Verdict::Drop(Fragment));
+    let mut gre = syn_from(CLIENT, 3, 80);
+    gre[23] = 47;
+    expect(&mut f, &snap, &gre, Verdict::Drop(UnsupportedProto));
+    // Not ours: to the director itself, or passing by.
+    let mine = frame(MAC_P0, MAC_ROUTER, CLIENT, DIP0, 64, tcp(1, 22, SYN), b"");
+    expect(&mut f, &snap, &mine, Verdict::Kernel);
+    let mut gre_by = mine.clone();
+    gre_by[23] = 47;
+    expect(&mut f, &snap, &gre_by, Verdict::Kernel);
+    // A real server's answer without a connection (a reply that missed its core, or stale).
+    let stale = frame(
+        MAC_P1,
+        rs_mac(2),
+        rip(2),
+        LIP,
+        64,
+        tcp(8080, 3000, ACK),
+        b"",
+    );
+    expect(&mut f, &snap, &stale, Verdict::Drop(ReplyMiss));
+    // To a local address without a connection, from elsewhere.
+    let stray = frame(
+        MAC_P1,
+        rs_mac(3),
+        rip(3),
+        LIP,
+        64,
+        tcp(8080, 3000, ACK),
+        b"",
+    );
+    expect(&mut f, &snap, &stray, Verdict::Drop(NoConnection));
+
+    let none = snapshot(
+        Proto::Tcp,
+        VIP,
+        80,
+        None,
+        &[Rs {
+            weight: 0,
+            ..rs(2, rip(2), 8080, FwdMode::Nat)
+        }],
+    );
+    expect(
+        &mut f,
+        &none,
+        &syn_from(CLIENT, 4, 80),
+        Verdict::Drop(NoDest),
+    );
+    let unroutable = snapshot(
+        Proto::Tcp,
+        VIP,
+        80,
+        None,
+        &[rs(2, Addr::v4([203, 0, 113, 99]), 80, FwdMode::Nat)],
+    );
+    expect(
+        &mut f,
+        &unroutable,
+        &syn_from(CLIENT, 5, 80),
+        Verdict::Drop(NoRoute),
+    );
+    for r in [
+        NoService,
+        NoConnection,
+        Malformed,
+        Fragment,
+        UnsupportedProto,
+        NoDest,
+        NoRoute,
+        ReplyMiss,
+    ] {
+        let n = if r == NoConnection { 2 } else { 1 };
+        assert_eq!(f.stats().drops(r), n, "{}", r.name());
+    }
+    assert_eq!(f.stats().total_drops(), 9);
+}
+
+#[test]
+fn test_table_full_and_no_local_port() {
+    let snap = snapshot(
+        Proto::Tcp,
+        VIP,
+        80,
+        None,
+        &[rs(4, rip(4), 9000, FwdMode::FullNat)],
+    );
+    let mut cfg = ForwarderConfig {
+        table: ConnTableConfig {
+            capacity: 4,
+            dest_capacity: 8,
+            seed: Some(1),
+            ..ConnTableConfig::default()
+        },
+        ports: PortRange {
+            first: 3000,
+            last: 3999,
+        },
+        ..ForwarderConfig::default()
+    };
+    let mut f = Forwarder::new(cfg.clone());
+    for i in 0..4 {
+        assert_eq!(
+            run(&mut f, &snap, 0, &syn_from(CLIENT, i, 80), 1000).0,
+            Verdict::Forward { port: 1 }
+        );
+    }
+    let v = run(&mut f, &snap, 0, &syn_from(CLIENT, 9, 80), 1000).0;
+    assert_eq!(v, Verdict::Drop(DropReason::TableFull));
+    assert_eq!(
+        f.local_ports().in_use(&LIP),
+        4,
+        "the port of the failed insert is back"
+    );
+
+    cfg.table.capacity = 64;
+    cfg.ports = PortRange {
+        first: 3000,
+        last: 3001,
+    };
+    let mut f = Forwarder::new(cfg);
+    for i in 0..2 {
+        assert_eq!(
+            run(&mut f, &snap, 0, &syn_from(CLIENT, i, 80), 1000).0,
+            Verdict::Forward { port: 1 }
+        );
+    }
+    let v = run(&mut f, &snap, 0, &syn_from(CLIENT, 7, 80), 1000).0;
+    assert_eq!(v, Verdict::Drop(DropReason::NoLocalPort));
+    assert_eq!(f.stats().drops(DropReason::NoLocalPort), 1);
+}
+
+#[test]
+fn test_burst_matches_single_calls() {
+    let snap = snapshot(
+        Proto::Tcp,
+        VIP,
+        80,
+        None,
+        &[rs(2, rip(2), 8080, FwdMode::Nat)],
+    );
+    let mut f = forwarder();
+    let mut bufs: Vec<VecBuf> = (0..4)
+        .map(|i| VecBuf::new(&syn_from(CLIENT, 100 + i, 80)))
+        .collect();
+    bufs.push(VecBuf::new(&syn_from(CLIENT, 1, 81)));
+    let mut v = [Verdict::Kernel; 5];
+    f.process_burst(&snap, &Topo, 0, &mut bufs, &mut v, 1000);
+    assert_eq!(&v[..4], &[Verdict::Forward { port: 1 }; 4]);
+    assert_eq!(v[4], Verdict::Drop(DropReason::NoService));
+    let want = frame(
+        rs_mac(2),
+        MAC_P1,
+        CLIENT,
+        rip(2),
+        63,
+        tcp(102, 8080, SYN),
+        b"",
+    );
+    assert_eq!(bufs[2].frame(), &want[..]);
+}
+
+/// A valid frame of some kind for the mutation strategy.
+fn seed(kind: u8) -> Vec<u8> {
+    match kind % 4 {
+        0 => syn_from(CLIENT, 40000, 80),
+        1 => frame(
+            MAC_P1,
+            rs_mac(4),
+            rip(4),
+            LIP,
+            64,
+            tcp(9000, 1500, SYN_ACK),
+            b"x",
+        ),
+        2 => {
+            let inner = syn_from(CLIENT, 40000, 80);
+            frame(
+                MAC_P1,
+                rs_mac(4),
+                rip(4),
+                CLIENT,
+                64,
+                L4::Icmp {
+                    ty: 3,
+                    code: 3,
+                    rest: 0,
+                },
+                ip_of(&inner),
+            )
+        }
+        _ => frame(
+            MAC_P0,
+            MAC_ROUTER,
+            CLIENT6,
+            VIP6,
+            64,
+            L4::Udp {
+                sport: 1,
+                dport: 80,
+            },
+            b"q",
+        ),
+    }
+}
+
+fn all_modes() -> Vec<Snapshot> {
+    FwdMode::ALL
+        .iter()
+        .map(|&m| {
+            snapshot(
+                Proto::Tcp,
+                VIP,
+                80,
+                None,
+                &[rs(4, rip(4), 9000, m), rs(5, rip(9), 80, m)],
+            )
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn prop_random_frames_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let snaps = all_modes();
+        let mut f = forwarder();
+        for s in &snaps {
+            let mut b = VecBuf::new(&bytes);
+            let v = f.process(s, &Topo, 0, &mut b, 1000);
+            let bad = matches!(v, Verdict::Forward { port } if port > 1);
+            prop_assert!(!bad, "verdict {:?}", v);
+        }
+    }
+
+    #[test]
+    fn prop_mutated_and_truncated_frames_never_panic(
+        kind in any::<u8>(),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let snaps = all_modes();
+        let mut f = forwarder();
+        let mut fr = seed(kind);
+        for (i, x) in flips {
+            let j = i.index(fr.len());
+            fr[j] ^= x;
+        }
+        let n = cut.index(fr.len() + 1);
+        for s in &snaps {
+            // Establish a flow first so mutated packets can hit connections.
+            let _ = run(&mut f, s, 0, &syn_from(CLIENT, 40000, 80), 1000);
+            for frame in [&fr[..], &fr[..n]] {
+                let mut b = VecBuf::with_room(frame, 20, 256);
+                let v = f.process(s, &Topo, 0, &mut b, 1001);
+                match v {
+                    Verdict::Forward { port } | Verdict::Resolve { port, .. } => prop_assert!(port <= 1),
+                    Verdict::Kernel | Verdict::Drop(_) => {}
+                }
+            }
+        }
+        let s = f.stats();
+        let total = s.forwarded.get() + s.kernel.get() + s.total_drops();
+        prop_assert_eq!(total, 4 * 3);
+    }
+}

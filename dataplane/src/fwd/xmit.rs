@@ -1,0 +1,184 @@
+//! Transmit per forwarding mode: the rewrite of a frame of a known connection and the egress
+//! decision (route, MACs, or a neighbour to resolve), as IPVS's `ip_vs_*_xmit` functions do.
+
+use super::forwarder::Forwarder;
+use super::rewrite::{nat, set_macs};
+use super::snapshot::Snapshot;
+use super::{DropReason, Route, Topology, Verdict};
+use crate::buf::PacketBuf;
+use crate::conn::{Conn, Dir};
+use crate::flow::Addr;
+use crate::model::FwdMode;
+use crate::wire::icmpv4::emit_frag_needed;
+use crate::wire::ipip::{encapsulate, OVERHEAD};
+use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::{EmitError, L3Kind, ParsedFrame};
+
+/// Sets the MACs for `route` and picks the verdict: forward, or resolve the next hop first.
+#[inline]
+pub(super) fn egress<T: Topology + ?Sized>(topo: &T, frame: &mut [u8], route: &Route) -> Verdict {
+    match topo.neighbour(route.port, &route.next_hop) {
+        Some(mac) => {
+            set_macs(frame, mac, route.mac);
+            Verdict::Forward { port: route.port }
+        }
+        None => {
+            if let Some(src) = frame.get_mut(6..12) {
+                src.copy_from_slice(&route.mac.0);
+            }
+            Verdict::Resolve {
+                port: route.port,
+                next_hop: route.next_hop,
+            }
+        }
+    }
+}
+
+/// Routes towards `dst` and finishes the frame for it.
+#[inline]
+pub(super) fn route_to<T: Topology + ?Sized>(topo: &T, frame: &mut [u8], dst: &Addr) -> Verdict {
+    match topo.route(dst) {
+        Some(r) => egress(topo, frame, &r),
+        None => Verdict::Drop(DropReason::NoRoute),
+    }
+}
+
+impl Forwarder {
+    /// Rewrites and routes a packet of connection `c` travelling in `dir`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(super) fn xmit<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
+        &mut self,
+        snap: &Snapshot,
+        topo: &T,
+        in_port: u16,
+        buf: &mut B,
+        pf: &ParsedFrame,
+        c: &Conn,
+        dir: Dir,
+    ) -> Verdict {
+        let v4 = pf.l3 == L3Kind::Ipv4;
+        let (src, dst, toward) = match (c.mode, dir) {
+            (FwdMode::Dr, Dir::Original) => return route_to(topo, buf.frame_mut(), &c.real),
+            (FwdMode::Tun, Dir::Original) => {
+                return self.xmit_tun(snap, topo, in_port, buf, pf, &c.real)
+            }
+            (FwdMode::Nat, Dir::Original) => (None, Some((c.real, c.rport)), c.real),
+            (FwdMode::Nat, Dir::Reply) => (Some((c.vip, c.vport)), None, c.client),
+            (FwdMode::FullNat, Dir::Original) => {
+                (Some((c.local, c.lport)), Some((c.real, c.rport)), c.real)
+            }
+            (FwdMode::FullNat, Dir::Reply) => {
+                (Some((c.vip, c.vport)), Some((c.client, c.cport)), c.client)
+            }
+            // DR and TUN replies bypass the director; their reply keys are never indexed.
+            (FwdMode::Dr | FwdMode::Tun, Dir::Reply) => {
+                return Verdict::Drop(DropReason::NoConnection)
+            }
+        };
+        if toward.is_v4() != v4 || src.is_some_and(|(a, _)| a.is_v4() != v4) {
+            return Verdict::Drop(DropReason::FamilyMismatch);
+        }
+        if pf.ttl <= 1 {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        let frame = buf.frame_mut();
+        if !nat(frame, pf, src, dst, true) {
+            return Verdict::Drop(DropReason::Malformed);
+        }
+        route_to(topo, frame, &toward)
+    }
+
+    /// IPVS "tunnel": IPv4-in-IPv4 from the director's address on the egress port to `real`.
+    /// A packet that would exceed the egress MTU once encapsulated is answered with ICMP
+    /// fragmentation-needed (next-hop MTU = MTU − 20) whether or not DF is set: the director does
+    /// not fragment, and a sender without DF still lowers its path MTU on that error.
+    pub(super) fn xmit_tun<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
+        &mut self,
+        snap: &Snapshot,
+        topo: &T,
+        in_port: u16,
+        buf: &mut B,
+        pf: &ParsedFrame,
+        real: &Addr,
+    ) -> Verdict {
+        if pf.l3 != L3Kind::Ipv4 || !real.is_v4() {
+            return Verdict::Drop(DropReason::TunnelFamily);
+        }
+        if pf.ttl <= 1 {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        let Some(route) = topo.route(real) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        let mtu = usize::from(snap.mtu(route.port));
+        if usize::from(pf.ip_len) + OVERHEAD > mtu {
+            let next_mtu = mtu.saturating_sub(OVERHEAD) as u16;
+            return self.frag_needed(snap, topo, in_port, buf, pf, next_mtu);
+        }
+        let Some(dip) = snap.port_addr(route.port, true) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        let l3 = usize::from(pf.l3_off);
+        match buf.frame_mut().get_mut(l3..).map(Ipv4Packet::new_checked) {
+            Some(Ok(mut ip)) => {
+                ip.decrement_ttl();
+            }
+            _ => return Verdict::Drop(DropReason::Malformed),
+        }
+        let ident = self.next_ip_id();
+        match encapsulate(buf, l3, dip.v4_octets(), real.v4_octets(), 64, ident, false) {
+            Ok(()) => egress(topo, buf.frame_mut(), &route),
+            Err(EmitError::BufferTooShort) => Verdict::Drop(DropReason::NoHeadroom),
+            Err(_) => Verdict::Drop(DropReason::Malformed),
+        }
+    }
+
+    /// Replaces the frame with an ICMP fragmentation-needed error about it, sent back to its
+    /// source from the director's address on `in_port` (or the packet's destination).
+    fn frag_needed<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
+        &mut self,
+        snap: &Snapshot,
+        topo: &T,
+        in_port: u16,
+        buf: &mut B,
+        pf: &ParsedFrame,
+        mtu: u16,
+    ) -> Verdict {
+        let Some(route) = topo.route(&pf.src) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        let src = snap
+            .port_addr(in_port, true)
+            .or_else(|| snap.port_addr(route.port, true))
+            .unwrap_or(pf.dst);
+        let l3 = usize::from(pf.l3_off);
+        let ident = self.next_ip_id();
+        let n = {
+            let Some(orig) = buf.frame().get(l3..pf.l3_end()) else {
+                return Verdict::Drop(DropReason::Malformed);
+            };
+            match emit_frag_needed(&mut self.scratch[..], src.v4_octets(), ident, mtu, orig) {
+                Ok(n) => n,
+                Err(_) => return Verdict::Drop(DropReason::TooBig),
+            }
+        };
+        let want = l3 + n;
+        let have = buf.len();
+        let resized = if want > have {
+            buf.append(want - have)
+        } else {
+            buf.trim_back(have - want)
+        };
+        if resized.is_err() {
+            return Verdict::Drop(DropReason::TooBig);
+        }
+        let frame = buf.frame_mut();
+        let (Some(dst), Some(msg)) = (frame.get_mut(l3..want), self.scratch.get(..n)) else {
+            return Verdict::Drop(DropReason::TooBig);
+        };
+        dst.copy_from_slice(msg);
+        self.stats.frag_needed_sent.inc();
+        egress(topo, frame, &route)
+    }
+}
