@@ -98,7 +98,8 @@ mode = "fullnat"
             "idle worker: {w}"
         );
     }
-    // A reply that reached a core without its connection would be dropped as no_connection.
+    // A reply that reached a core without its connection is dropped as reply_miss.
+    assert_eq!(lvs::worker_drops(&stats, "reply_miss"), 0, "{stats}");
     assert_eq!(lvs::worker_drops(&stats, "no_connection"), 0, "{stats}");
     assert_eq!(lvs::worker_drops(&stats, "no_local_port"), 0, "{stats}");
 

@@ -79,6 +79,8 @@ mode = "nat"
         ("203.0.113.12:8080".to_string(), half),
     ];
     assert_eq!(per_rs, want.into_iter().collect(), "{stats}");
+    // Every reply of the real servers matched its connection.
+    assert_eq!(lvs::worker_drops(&stats, "reply_miss"), 0, "{stats}");
     assert_eq!(lvs::worker_drops(&stats, "no_connection"), 0, "{stats}");
 
     let log = lvs::stop_ironvs(&mut lab, daemon);
