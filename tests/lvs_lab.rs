@@ -1,13 +1,14 @@
 //! The LVS labs themselves, checked without `ironvs`: the Linux kernel stands in for the director
-//! (a static neighbour entry in place of DR's MAC rewrite, plain routing in place of NAT), so a
-//! failure here is a lab problem, not a daemon bug.
+//! (a static neighbour entry in place of DR's MAC rewrite, plain routing in place of NAT), or a
+//! small Python director on an AF_PACKET socket (tests/scripts/standin_director.py) for DR and
+//! TUN, so a failure here is a lab or test problem, not a daemon bug.
 
 mod common;
 
 use std::time::Duration;
 
-use common::lvs::{self, Host};
-use common::Lab;
+use common::lvs::{self, Host, Segment};
+use common::{tun, Lab};
 use etherparse::{Ipv4HeaderSlice, TcpHeaderSlice};
 
 /// The TCP SYNs to `dst:dport` in frames sent to `mac` (the bridge floods frames for MACs it has
@@ -252,4 +253,69 @@ s.sendto(ip + tcp, (sys.argv[1], 0))
     assert_tcp_checksum(&syns[0].0, &syns[0].1);
     let ih = Ipv4HeaderSlice::from_slice(&syns[0].0).unwrap();
     assert_eq!(ih.header_checksum(), ih.to_header().calc_header_checksum());
+}
+
+/// Starts the Python stand-in director on the segment's `d0` for VIP:80 in `mode`.
+fn standin(lab: &mut Lab, seg: &Segment, mode: &str) -> usize {
+    let script = lvs::repo().join("tests/scripts/standin_director.py");
+    let rs: Vec<String> = seg
+        .real_servers
+        .iter()
+        .map(|r| format!("{}={}", r.addr, lvs::mac_of(lab, &r.ns, &r.ifname)))
+        .collect();
+    let mut cmd = vec![
+        "python3",
+        script.to_str().unwrap(),
+        "--iface",
+        "d0",
+        "--addr",
+        lvs::SEG_DIRECTOR,
+        "--vip",
+        lvs::SEG_VIP,
+        "--port",
+        "80",
+        "--mode",
+        mode,
+    ];
+    cmd.extend(rs.iter().map(String::as_str));
+    let p = lab.spawn(&seg.director.clone(), "standin", &cmd);
+    lab.wait_for_log(p, "ready", Duration::from_secs(10));
+    p
+}
+
+/// The DR test's flow against the stand-in: the VIP resolves to the director's MAC, round robin
+/// splits exactly, the real servers see the client.
+#[test]
+fn standin_dr_director_balances_the_segment() {
+    require_root!();
+    let mut lab = Lab::new();
+    let seg = lvs::segment(&mut lab, 2);
+    for rs in &seg.real_servers {
+        lvs::realserver_setup(&lab, rs, "dr.sh", &["up", lvs::SEG_VIP]);
+        lvs::http_server(&mut lab, rs, lvs::SEG_VIP, 80);
+    }
+    standin(&mut lab, &seg, "dr");
+    let url = format!("http://{}/", lvs::SEG_VIP);
+    let (names, errors) = lvs::http_names(&lab, &seg.client.ns, &url, 10);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(names.get("rs1"), Some(&5), "{names:?}");
+    assert_eq!(names.get("rs2"), Some(&5), "{names:?}");
+    for p in 0..2 {
+        assert_eq!(lvs::peers(&lab.log(p)), vec![lvs::SEG_CLIENT; 5]);
+    }
+    let neigh = lab.exec(&seg.client.ns, &["ip", "neigh", "show", lvs::SEG_VIP]);
+    let d0 = lvs::mac_of(&lab, &seg.director, "d0");
+    assert!(neigh.contains(&format!("lladdr {d0}")), "{neigh} vs {d0}");
+}
+
+/// The TUN test's wire check against the stand-in, which encapsulates as ironvs documents.
+#[test]
+fn standin_tun_director_passes_the_wire_check() {
+    require_root!();
+    let mut lab = Lab::new();
+    let seg = lvs::segment(&mut lab, 2);
+    standin(&mut lab, &seg, "tun");
+    let ports_at = tun::check_tun_wire(&mut lab, &seg, 4);
+    assert!(ports_at[0].is_disjoint(&ports_at[1]), "{ports_at:?}");
+    assert_eq!([ports_at[0].len(), ports_at[1].len()], [2, 2]);
 }

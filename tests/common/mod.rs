@@ -7,6 +7,7 @@
 
 pub mod lvs;
 pub mod pcap;
+pub mod tun;
 
 use std::fs;
 use std::io::Read;
