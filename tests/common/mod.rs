@@ -5,6 +5,10 @@
 //! namespace of the lab (`ip netns exec`), and only documentation address ranges are used.
 #![allow(dead_code)]
 
+pub mod lvs;
+pub mod pcap;
+pub mod tun;
+
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
