@@ -320,6 +320,17 @@ impl Worker {
             Verdict::Forward { port } => self.tx(usize::from(port), m, b),
             Verdict::Resolve { port, next_hop } => self.resolve(snap, port, next_hop, m, b, now),
             Verdict::Kernel => self.local(snap, pi, m, b, now),
+            Verdict::Drop(DropReason::ReplyMiss) => {
+                if log::log_enabled!(log::Level::Debug) {
+                    if let Ok(pf) = parse_frame(m.data()) {
+                        log::debug!(
+                            "worker {}: reply miss {}:{} -> {}:{} flags {:#04x} (port {pi}, rss {:?})",
+                            self.index, pf.src, pf.sport, pf.dst, pf.dport, pf.tcp_flags,
+                            self.owner_of(&m)
+                        );
+                    }
+                }
+            }
             Verdict::Drop(_) => drop(m),
         }
     }

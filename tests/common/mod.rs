@@ -212,7 +212,7 @@ impl Drop for Lab {
             }
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("IRONVS_TEST_LOGS").is_some() {
             for p in &self.procs {
                 if let Ok(log) = fs::read_to_string(&p.log) {
                     eprintln!("---- log of {} ----\n{log}", p.name);
