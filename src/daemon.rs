@@ -1,20 +1,35 @@
-//! Bringing the data plane up and down: EAL, the mbuf pool, ports with one queue pair per worker,
-//! lcore-pinned workers; then waiting for a stop signal and tearing down in reverse order.
+//! Bringing the load balancer up and down: EAL, the mbuf pool, data ports with one queue pair per
+//! worker, kernel interfaces, lcore-pinned workers, the control plane on its own tokio runtime;
+//! then waiting for a stop signal and tearing down in reverse order.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dataplane::host::HostIface;
-use dataplane::wire::MacAddr;
-use dpdk_bindings::{Eal, EalError, LaunchHandle, Mempool, Port, PortConfig, QueueId};
+use control_api::{ControlPlane, Options};
+use dataplane::conn::ConnTableConfig;
+use dataplane::fwd::{DropReason, Forwarder, ForwarderConfig, PortRange, RssTarget};
+use dataplane::model::LocalAddr;
+use dataplane::neigh::{NeighCache, NeighConfig};
+use dataplane::rss::{RetaMap, Toeplitz};
+use dpdk_bindings::{Eal, EalError, LaunchHandle, Mempool, Port, Ring, RingFlags};
 use log::{error, info, warn};
 
-use crate::config::{Config, PortSection};
-use crate::worker::{self, WorkerCounters, WorkerDrop, WorkerPort};
+use crate::config::Config;
+use crate::control::{DaemonDataplane, WorkerView};
+use crate::mailbox::Mailbox;
+use crate::ports::{self, Steering, RETA_SIZE, RSS_KEY};
+use crate::state::{compile, Fixed, PortFacts, ServiceSlots, Shared};
+use crate::worker::{SteerRings, Worker, WorkerCounters, WorkerDrop, WorkerPort};
 
 /// Data room of each mbuf: 2048 bytes of frame plus DPDK's default 128-byte headroom.
 const MBUF_DATA_ROOM: u16 = 2048 + 128;
+
+/// Service slots counted per core.
+const SERVICE_CAPACITY: u32 = 1024;
+
+/// Frames each software-steering ring holds.
+const STEER_RING: u32 = 4096;
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -30,26 +45,30 @@ pub enum DaemonError {
         /// DPDK's error.
         source: dpdk_bindings::Error,
     },
-    /// A worker lcore panicked.
+    /// The configuration does not fit the devices or the control plane refused it.
+    #[error("{0}")]
+    Config(String),
+    /// A worker lcore panicked or could not start.
     #[error("worker failed: {0}")]
     Worker(String),
 }
 
-fn dpdk(what: impl Into<String>) -> impl FnOnce(dpdk_bindings::Error) -> DaemonError {
+/// Wraps a DPDK error with what was being done.
+pub fn dpdk(what: impl Into<String>) -> impl FnOnce(dpdk_bindings::Error) -> DaemonError {
     let what = what.into();
     move |source| DaemonError::Dpdk { what, source }
 }
 
-/// Runs the data plane until `stop` becomes true; returns once everything is torn down.
+/// Runs the load balancer until `stop` becomes true; returns once everything is torn down.
 pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), DaemonError> {
     let eal = Eal::init(&cfg.eal_args())?;
-    info!("{} up; workers on {}", eal.version(), cfg.lcores_arg());
-    let workers = eal.worker_lcores();
-    if workers.len() != usize::from(cfg.cpu.workers) {
+    info!("{} up; lcores {}", eal.version(), cfg.lcores_arg());
+    let lcores = eal.worker_lcores();
+    let n = usize::from(cfg.cpu.workers);
+    if lcores.len() != n {
         return Err(DaemonError::Worker(format!(
-            "EAL gave {} worker lcores, configuration asks for {}",
-            workers.len(),
-            cfg.cpu.workers
+            "EAL gave {} worker lcores, configuration asks for {n}",
+            lcores.len()
         )));
     }
     let pool = Mempool::new_pktmbuf(
@@ -64,41 +83,117 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), DaemonError> {
         cfg.mempool.mbufs
     )))?;
 
-    let mut ports = Vec::with_capacity(cfg.ports.len());
-    for pc in &cfg.ports {
-        ports.push(open_port(pc, cfg.cpu.workers, &pool)?);
+    let mut data = Vec::new();
+    let mut facts = Vec::new();
+    let mut kernel = Vec::new();
+    for (i, pc) in cfg.ports.iter().enumerate() {
+        let dp = ports::open_data_port(pc, cfg.cpu.workers, &pool)?;
+        facts.push(PortFacts {
+            mac: dp.mac,
+            addresses: pc.addresses.clone(),
+            mtu: pc.mtu.unwrap_or(1500),
+        });
+        kernel.push(match &pc.kernel_interface {
+            Some(ifname) => Some(Arc::new(ports::open_kernel_port(
+                pc,
+                ifname,
+                i,
+                dp.mac,
+                cfg.cpu.workers,
+                &pool,
+            )?)),
+            None => None,
+        });
+        data.push(dp);
     }
-    let ports: Vec<(Arc<Port>, Arc<HostIface>)> = ports
-        .into_iter()
-        .map(|(p, i)| (Arc::new(p), Arc::new(i)))
-        .collect();
+    let fixed = Fixed {
+        ports: facts,
+        routes: cfg.routes.clone(),
+    };
+    let first = compile(
+        &control_api::Config::default(),
+        &fixed,
+        &ServiceSlots::default(),
+    )
+    .map_err(DaemonError::Config)?;
+    let shared = Arc::new(Shared::new(first, n));
+    let mailboxes: Arc<[Mailbox]> = (0..n).map(|_| Mailbox::default()).collect();
+    let steering: Vec<Steering> = data.iter().map(|d| d.steering).collect();
+    let steer = if steering.contains(&Steering::Software) {
+        Some(Arc::new(steer_rings(n, eal.socket_id())?))
+    } else {
+        None
+    };
+    let toeplitz = Arc::new(Toeplitz::new(&RSS_KEY));
+    let reta = Arc::new(
+        RetaMap::new(usize::from(RETA_SIZE), cfg.cpu.workers)
+            .map_err(|e| DaemonError::Config(format!("redirection table: {e:?}")))?,
+    );
+    let data_ports: Vec<Arc<Port>> = data.into_iter().map(|d| Arc::new(d.port)).collect();
+    let mut port_index = vec![None; usize::from(dpdk_bindings::sys::RTE_MAX_ETHPORTS as u16)];
+    for (i, p) in data_ports.iter().enumerate() {
+        if let Some(slot) = port_index.get_mut(usize::from(p.id().0)) {
+            *slot = Some(i as u16);
+        }
+    }
 
-    let mut handles: Vec<LaunchHandle> = Vec::with_capacity(workers.len());
-    let mut counters = Vec::with_capacity(workers.len());
-    let mut finished = Vec::with_capacity(workers.len());
-    let mut launch_error = None;
-    for (i, &lcore) in workers.iter().enumerate() {
-        let wports = ports
-            .iter()
-            .map(|(p, iface)| WorkerPort {
-                port: Arc::clone(p),
-                queue: QueueId(i as u16),
-                iface: Arc::clone(iface),
-            })
-            .collect();
-        let c = Arc::new(WorkerCounters::default());
-        counters.push(Arc::clone(&c));
-        let s = Arc::clone(&stop);
+    let mut handles: Vec<LaunchHandle> = Vec::with_capacity(n);
+    let mut views = Vec::with_capacity(n);
+    let mut finished = Vec::with_capacity(n);
+    let mut failure = None;
+    for (i, &lcore) in lcores.iter().enumerate() {
+        let fwd = Forwarder::new(ForwarderConfig {
+            table: ConnTableConfig {
+                capacity: cfg.dataplane.max_connections,
+                dest_capacity: cfg.dataplane.max_real_servers,
+                core: i as u16,
+                ..ConnTableConfig::default()
+            },
+            service_capacity: SERVICE_CAPACITY,
+            ports: PortRange::default(),
+            rss: (n > 1).then(|| RssTarget {
+                toeplitz: Arc::clone(&toeplitz),
+                reta: Arc::clone(&reta),
+                queue: i as u16,
+            }),
+        });
+        let counters = Arc::new(WorkerCounters::new(cfg.dataplane.max_real_servers as usize));
+        views.push(WorkerView {
+            fwd: Arc::clone(fwd.stats()),
+            counters: Arc::clone(&counters),
+        });
+        let worker = Worker {
+            index: i as u16,
+            ports: data_ports
+                .iter()
+                .zip(&kernel)
+                .zip(&steering)
+                .map(|((p, k), s)| WorkerPort {
+                    port: Arc::clone(p),
+                    kernel: k.clone(),
+                    steering: *s,
+                })
+                .collect(),
+            port_index: port_index.clone(),
+            shared: Arc::clone(&shared),
+            mailboxes: Arc::clone(&mailboxes),
+            steer: steer.clone(),
+            pool: pool.clone(),
+            counters,
+            fwd,
+            neigh: NeighCache::new(NeighConfig::default()),
+            stop: Arc::clone(&stop),
+        };
         let done = Arc::new(AtomicBool::new(false));
         finished.push(Arc::clone(&done));
         let job = move || {
             let _mark = MarkOnDrop(done);
-            worker::run(wports, c, s)
+            worker.run();
         };
         match dpdk_bindings::lcore::launch(lcore, job) {
             Ok(h) => handles.push(h),
             Err(e) => {
-                launch_error = Some(DaemonError::Dpdk {
+                failure = Some(DaemonError::Dpdk {
                     what: format!("cannot launch worker on {lcore:?}"),
                     source: e,
                 });
@@ -107,17 +202,49 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), DaemonError> {
             }
         }
     }
-    if launch_error.is_none() {
+
+    let dp = Arc::new(DaemonDataplane::new(
+        Arc::clone(&shared),
+        fixed,
+        views,
+        Arc::clone(&mailboxes),
+        data_ports.clone(),
+        u64::from(cfg.dataplane.max_connections) * n as u64,
+    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("ironvs-api")
+        .enable_all()
+        .build()
+        .map_err(|e| DaemonError::Config(format!("cannot start the control-plane runtime: {e}")))?;
+    let mut control = None;
+    if failure.is_none() {
+        match runtime.block_on(start_control(cfg, Arc::clone(&dp))) {
+            Ok(c) => {
+                info!("REST API on http://{}", c.local_addr());
+                control = Some(c);
+            }
+            Err(e) => {
+                failure = Some(e);
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+    if failure.is_none() {
         info!("{} workers running", handles.len());
     }
 
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
         if finished.iter().any(|f| f.load(Ordering::Relaxed)) && !stop.load(Ordering::Relaxed) {
             warn!("a worker stopped unexpectedly; shutting down");
             break;
         }
     }
+    if let Some(c) = control.take() {
+        let _ = runtime.block_on(c.shutdown());
+    }
+    drop(runtime);
     stop.store(true, Ordering::Relaxed);
     let mut worker_error = None;
     for h in handles {
@@ -127,27 +254,12 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), DaemonError> {
             worker_error = Some(DaemonError::Worker(e.to_string()));
         }
     }
-    for (i, c) in counters.iter().enumerate() {
-        let drops: Vec<String> = WorkerDrop::ALL
-            .iter()
-            .map(|d| format!("{}={}", d.name(), c.drops[*d as usize].get()))
-            .collect();
-        info!(
-            "worker {i}: rx {} tx {} host replies {} drops {}",
-            c.rx.get(),
-            c.tx.get(),
-            c.host_replies.get(),
-            drops.join(" ")
-        );
-    }
-    for ((port, _), pc) in ports.into_iter().zip(&cfg.ports) {
-        if let Ok(s) = port.stats() {
-            info!(
-                "port {}: rx {} tx {} missed {} rx errors {} tx errors {}",
-                pc.name, s.ipackets, s.opackets, s.imissed, s.ierrors, s.oerrors
-            );
-        }
-        match Arc::try_unwrap(port) {
+    report(&dp, &data_ports, cfg);
+    drop(dp);
+    drop(mailboxes);
+    drop(shared);
+    for (p, pc) in data_ports.into_iter().zip(&cfg.ports) {
+        match Arc::try_unwrap(p) {
             Ok(mut p) => {
                 if let Err(e) = p.stop() {
                     warn!("port {}: stop failed: {e}", pc.name);
@@ -156,13 +268,144 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), DaemonError> {
             Err(_) => warn!("port {} still shared at shutdown", pc.name),
         }
     }
+    drop(kernel);
+    drop(steer);
     drop(pool);
     drop(eal);
-    if let Some(e) = launch_error.or(worker_error) {
+    if let Some(e) = failure.or(worker_error) {
         return Err(e);
     }
     info!("stopped cleanly");
     Ok(())
+}
+
+/// Starts the REST API and seeds the configuration file's services when nothing was saved.
+async fn start_control(
+    cfg: &Config,
+    dp: Arc<DaemonDataplane>,
+) -> Result<ControlPlane, DaemonError> {
+    let opts = Options {
+        listen: cfg.api.listen,
+        token: cfg.api.token.clone(),
+        state_file: cfg.api.state_file.clone(),
+    };
+    let control = ControlPlane::start(opts, dp)
+        .await
+        .map_err(|e| DaemonError::Config(format!("control plane: {e}")))?;
+    let store = control.store();
+    let saved = store.current();
+    let empty = saved.service_count() == 0 && saved.laddrs().next().is_none();
+    if !empty {
+        if !cfg.services.is_empty() || !cfg.fullnat.local_addresses.is_empty() {
+            info!("restored the saved state; [[service]] and [fullnat] of the configuration file are not applied");
+        }
+        return Ok(control);
+    }
+    store
+        .update(|c| {
+            for a in &cfg.fullnat.local_addresses {
+                c.add_laddr(LocalAddr { addr: *a })?;
+            }
+            for s in &cfg.services {
+                c.add_service(s.to_model(), s.real_servers_model())?;
+            }
+            Ok(())
+        })
+        .map_err(|e| DaemonError::Config(format!("configuration file services: {e}")))?;
+    Ok(control)
+}
+
+/// Single-producer, single-consumer rings between every ordered pair of workers.
+fn steer_rings(n: usize, socket: i32) -> Result<SteerRings, DaemonError> {
+    let mut rings = Vec::with_capacity(n);
+    for from in 0..n {
+        let mut row = Vec::with_capacity(n);
+        for to in 0..n {
+            row.push(if from == to {
+                None
+            } else {
+                Some(
+                    Ring::create(
+                        &format!("ivs_steer_{from}_{to}"),
+                        STEER_RING,
+                        socket,
+                        RingFlags {
+                            single_producer: true,
+                            single_consumer: true,
+                        },
+                    )
+                    .map_err(dpdk("software steering ring"))?,
+                )
+            });
+        }
+        rings.push(row);
+    }
+    Ok(SteerRings {
+        rings,
+        toeplitz: Toeplitz::new(&RSS_KEY),
+        reta: RetaMap::new(usize::from(RETA_SIZE), n as u16)
+            .map_err(|e| DaemonError::Config(format!("redirection table: {e:?}")))?,
+    })
+}
+
+/// Logs what every worker and port did, for the operator (and the tests) at shutdown.
+fn report(dp: &DaemonDataplane, ports: &[Arc<Port>], cfg: &Config) {
+    use control_api::Dataplane;
+    let stats = dp.stats();
+    for (i, v) in dp.worker_views().iter().enumerate() {
+        let c = &v.counters;
+        let mut drops: Vec<String> = Vec::new();
+        for r in DropReason::ALL {
+            let n = v.fwd.drops(r);
+            if n > 0 {
+                drops.push(format!("{}={n}", r.name()));
+            }
+        }
+        for r in WorkerDrop::ALL {
+            let n = c.drops[r as usize].get();
+            if n > 0 {
+                drops.push(format!("{}={n}", r.name()));
+            }
+        }
+        info!(
+            "worker {i}: rx {} tx {} new_conns={} host_replies={} steered_out={} steered_in={} aliases_sent={} aliases_accepted={} reply_misses={} to_kernel={} from_kernel={} drops [{}]",
+            c.rx.get(),
+            c.tx.get(),
+            v.fwd.new_conns.get(),
+            c.host_replies.get(),
+            c.steered_out.get(),
+            c.steered_in.get(),
+            v.fwd.aliases_sent.get(),
+            v.fwd.aliases_accepted.get(),
+            v.fwd.drops(DropReason::ReplyMiss),
+            c.to_kernel.get(),
+            c.from_kernel.get(),
+            drops.join(" ")
+        );
+    }
+    for s in &stats.services {
+        for r in &s.real_servers {
+            info!(
+                "service {:?} {}:{} -> {}:{}: conns {} inpkts {} outpkts {}",
+                s.key.proto,
+                s.key.vip,
+                s.key.port,
+                r.key.addr,
+                r.key.port,
+                r.counters.conns,
+                r.counters.inpkts,
+                r.counters.outpkts
+            );
+        }
+    }
+    for (p, pc) in ports.iter().zip(&cfg.ports) {
+        if let Ok(s) = p.stats() {
+            info!(
+                "port {}: rx {} tx {} missed {} rx errors {} tx errors {}",
+                pc.name, s.ipackets, s.opackets, s.imissed, s.ierrors, s.oerrors
+            );
+        }
+    }
 }
 
 /// Sets its flag when dropped, even by a panic: tells the main thread a worker has ended.
@@ -172,53 +415,4 @@ impl Drop for MarkOnDrop {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
     }
-}
-
-/// Finds, configures and starts one port with a queue pair per worker.
-fn open_port(
-    pc: &PortSection,
-    workers: u16,
-    pool: &Mempool,
-) -> Result<(Port, HostIface), DaemonError> {
-    let name = pc.device.ethdev_name();
-    let mut port = Port::by_name(name).map_err(dpdk(format!(
-        "port {}: device `{name}` not found (check the vdev string or that the PCI device is bound to a DPDK driver with dpdk-devbind.py)",
-        pc.name
-    )))?;
-    let pcfg = PortConfig {
-        rx_queues: workers,
-        tx_queues: workers,
-        rx_desc: pc.rx_desc,
-        tx_desc: pc.tx_desc,
-        rss: None,
-        mtu: pc.mtu,
-        promiscuous: pc.promiscuous,
-        tx_offloads: 0,
-    };
-    port.configure(&pcfg, pool)
-        .map_err(dpdk(format!("port {}: configure", pc.name)))?;
-    port.start()
-        .map_err(dpdk(format!("port {}: start", pc.name)))?;
-    let mac = port
-        .mac_addr()
-        .map_err(dpdk(format!("port {}: MAC address", pc.name)))?;
-    let link = port.link().ok();
-    let addrs: Vec<String> = pc.addresses.iter().map(|a| a.to_string()).collect();
-    info!(
-        "port {} ({name}): MAC {} link {} addresses [{}]",
-        pc.name,
-        MacAddr(mac),
-        link.map(|l| if l.up {
-            format!("up {} Mb/s", l.speed_mbps)
-        } else {
-            "down".into()
-        })
-        .unwrap_or_else(|| "unknown".into()),
-        addrs.join(", ")
-    );
-    let iface = HostIface::new(
-        MacAddr(mac),
-        pc.addresses.iter().map(|a| (a.addr, a.prefix)),
-    );
-    Ok((port, iface))
 }

@@ -4,7 +4,11 @@
 
 mod build_info;
 mod config;
+mod control;
 mod daemon;
+mod mailbox;
+mod ports;
+mod state;
 mod worker;
 
 use std::path::PathBuf;

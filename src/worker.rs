@@ -1,121 +1,709 @@
-//! The poll loop of one worker lcore: it owns RX/TX queue `i` of every port, receives bursts,
-//! hands each frame to the data plane and transmits what comes back, until told to stop.
+//! The poll loop of one worker lcore. It owns RX/TX queue `i` of every data port and of every
+//! kernel (exception-path) interface, its own forwarder (connection table, schedulers, counters)
+//! and its own neighbour cache. Per loop: install a new configuration if one was published,
+//! read its inboxes, receive bursts, forward, transmit, and every millisecond run the timers.
 //!
-//! Everything a worker writes (its counters) is written by it alone; the main thread only reads.
+//! Nothing here takes a lock or allocates per packet; everything it writes is its own, except
+//! the inboxes of other workers (lock-free queues) and the software-steering rings.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
-use dataplane::host::{HostIface, HostVerdict};
-use dataplane::stats::Counter;
-use dpdk_bindings::{MbufBurst, Port, QueueId};
+use control_api::ConnEntry;
+use dataplane::buf::PacketBuf;
+use dataplane::flow::Addr;
+use dataplane::fwd::{DropReason, Forwarder, Route, Topology, Verdict};
+use dataplane::host::{self, HostVerdict};
+use dataplane::neigh::{self, Lookup, NeighCache, Request as NeighRequest};
+use dataplane::route::RouteTable;
+use dataplane::rss::{RetaMap, Toeplitz};
+use dataplane::stats::{Counter, Gauge};
+use dataplane::wire::{parse_frame, MacAddr};
+use dpdk_bindings::{Clock, Mbuf, MbufBurst, Mempool, Port, QueueId, Ring};
+
+use crate::mailbox::{Learned, Mailbox, Request};
+use crate::ports::Steering;
+use crate::state::{Published, Shared};
 
 /// Frames per RX/TX burst.
 pub const BURST: usize = 32;
 
-/// Why a worker dropped a frame.
+/// Expired connections removed per timer run (bounds the work of one loop iteration).
+const EXPIRE_BUDGET: usize = 1024;
+
+/// Why a worker (rather than the forwarder) dropped a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(usize)]
 pub enum WorkerDrop {
-    /// Neither for the director itself nor load-balanced (yet).
-    NotHandled,
-    /// Not parseable as a frame the director answers.
-    Malformed,
-    /// The TX queue was full.
+    /// The TX queue did not take it.
     TxFull,
+    /// For the kernel, but the port has no kernel interface.
+    NoKernelPath,
+    /// Software steering: the owner's ring was full.
+    SteerFull,
+    /// Waiting for a neighbour, but its hold queue was full (the oldest is dropped).
+    HoldFull,
+    /// The neighbour cache was full.
+    NeighFull,
+    /// No mbuf for an ARP/NDP request or announcement.
+    NoMbuf,
+    /// Not even an Ethernet frame.
+    Malformed,
 }
 
 impl WorkerDrop {
     /// Number of reasons.
-    pub const COUNT: usize = 3;
+    pub const COUNT: usize = 7;
     /// Every reason, in index order.
     pub const ALL: [WorkerDrop; Self::COUNT] = [
-        WorkerDrop::NotHandled,
-        WorkerDrop::Malformed,
         WorkerDrop::TxFull,
+        WorkerDrop::NoKernelPath,
+        WorkerDrop::SteerFull,
+        WorkerDrop::HoldFull,
+        WorkerDrop::NeighFull,
+        WorkerDrop::NoMbuf,
+        WorkerDrop::Malformed,
     ];
 
     /// A short name for logs and metrics.
     pub fn name(self) -> &'static str {
         match self {
-            WorkerDrop::NotHandled => "not_handled",
-            WorkerDrop::Malformed => "malformed",
             WorkerDrop::TxFull => "tx_full",
+            WorkerDrop::NoKernelPath => "no_kernel_path",
+            WorkerDrop::SteerFull => "steer_full",
+            WorkerDrop::HoldFull => "hold_full",
+            WorkerDrop::NeighFull => "neigh_full",
+            WorkerDrop::NoMbuf => "no_mbuf",
+            WorkerDrop::Malformed => "malformed_frame",
         }
     }
 }
 
 /// Counters of one worker, written only by that worker.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WorkerCounters {
-    /// Frames received.
+    /// Frames received from data ports.
     pub rx: Counter,
-    /// Frames transmitted.
+    /// Frames transmitted on data ports.
     pub tx: Counter,
-    /// ARP and ICMP replies the director sent as a host.
+    /// ARP, NDP and echo replies the director sent as a host.
     pub host_replies: Counter,
-    /// Frames dropped, by [`WorkerDrop`].
+    /// Frames passed to another worker by software steering.
+    pub steered_out: Counter,
+    /// Frames received from other workers by software steering.
+    pub steered_in: Counter,
+    /// NAT reply aliases not delivered because the other worker's inbox was full.
+    pub alias_inbox_full: Counter,
+    /// Frames from data ports handed to the kernel interface.
+    pub to_kernel: Counter,
+    /// Frames from the kernel interface sent out of the data port.
+    pub from_kernel: Counter,
+    /// ARP requests and neighbour solicitations sent.
+    pub neigh_requests: Counter,
+    /// Gratuitous ARP / unsolicited NA sent.
+    pub announcements: Counter,
+    /// Frames dropped by the worker, by [`WorkerDrop`].
     pub drops: [Counter; WorkerDrop::COUNT],
+    /// Connection-table entries in use.
+    pub conns: Gauge,
+    /// Per real-server slot: active connections on this core (published every millisecond).
+    pub active: Box<[AtomicU32]>,
+    /// Per real-server slot: inactive connections on this core.
+    pub inactive: Box<[AtomicU32]>,
 }
 
 impl WorkerCounters {
+    /// Counters for `dests` real-server slots.
+    pub fn new(dests: usize) -> WorkerCounters {
+        WorkerCounters {
+            rx: Counter::new(),
+            tx: Counter::new(),
+            host_replies: Counter::new(),
+            steered_out: Counter::new(),
+            steered_in: Counter::new(),
+            alias_inbox_full: Counter::new(),
+            to_kernel: Counter::new(),
+            from_kernel: Counter::new(),
+            neigh_requests: Counter::new(),
+            announcements: Counter::new(),
+            drops: Default::default(),
+            conns: Gauge::default(),
+            active: (0..dests).map(|_| AtomicU32::new(0)).collect(),
+            inactive: (0..dests).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+
     #[inline]
     fn count_drop(&self, why: WorkerDrop) {
         self.drops[why as usize].inc();
     }
 }
 
-/// One port as a worker sees it: the port, the queue pair it owns, and the director's identity there.
+/// One data port as a worker sees it.
 pub struct WorkerPort {
-    /// The shared port (queues are used by one worker each).
+    /// The port (each worker uses its own queue).
     pub port: Arc<Port>,
-    /// This worker's RX/TX queue on the port.
-    pub queue: QueueId,
-    /// The director's MAC and addresses on this port.
-    pub iface: Arc<HostIface>,
+    /// Its kernel interface, if the exception path is configured.
+    pub kernel: Option<Arc<Port>>,
+    /// How flows reach their worker.
+    pub steering: Steering,
 }
 
-/// Runs the poll loop until `stop` is set.
-pub fn run(ports: Vec<WorkerPort>, counters: Arc<WorkerCounters>, stop: Arc<AtomicBool>) {
-    let mut rx: MbufBurst<BURST> = MbufBurst::default();
-    let mut tx: MbufBurst<BURST> = MbufBurst::default();
-    while !stop.load(Ordering::Relaxed) {
-        for wp in &ports {
-            let n = wp.port.rx_burst(wp.queue, &mut rx);
-            if n == 0 {
-                continue;
+/// Software steering: `rings[from][to]` carries frames worker `from` received for worker `to`.
+pub struct SteerRings {
+    /// The rings, single producer and single consumer each.
+    pub rings: Vec<Vec<Option<Ring>>>,
+    /// The hash NICs use, with IronVS's key.
+    pub toeplitz: Toeplitz,
+    /// Hash → worker.
+    pub reta: RetaMap,
+}
+
+/// Everything a worker owns, moved onto its lcore.
+pub struct Worker {
+    /// Worker index = queue index.
+    pub index: u16,
+    /// Data ports.
+    pub ports: Vec<WorkerPort>,
+    /// DPDK port id → index in `ports`.
+    pub port_index: Vec<Option<u16>>,
+    /// The published configuration and acknowledgements.
+    pub shared: Arc<Shared>,
+    /// Every worker's inboxes.
+    pub mailboxes: Arc<[Mailbox]>,
+    /// Software steering rings, when a port needs them.
+    pub steer: Option<Arc<SteerRings>>,
+    /// For ARP/NDP requests and announcements.
+    pub pool: Mempool,
+    /// This worker's counters.
+    pub counters: Arc<WorkerCounters>,
+    /// Connection table, schedulers, forwarding counters.
+    pub fwd: Forwarder,
+    /// Next-hop MAC addresses.
+    pub neigh: NeighCache<Mbuf>,
+    /// Set to stop.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Routing and neighbour lookups for the forwarder, over this worker's view.
+struct Topo<'a> {
+    routes: &'a RouteTable,
+    macs: &'a [MacAddr],
+    neigh: &'a NeighCache<Mbuf>,
+}
+
+impl Topology for Topo<'_> {
+    #[inline]
+    fn route(&self, dst: &Addr) -> Option<Route> {
+        let hit = self.routes.lookup(dst)?;
+        Some(Route {
+            port: hit.port,
+            next_hop: hit.next_hop,
+            mac: *self.macs.get(usize::from(hit.port))?,
+        })
+    }
+
+    #[inline]
+    fn neighbour(&self, port: u16, ip: &Addr) -> Option<MacAddr> {
+        self.neigh.get(port, ip)
+    }
+}
+
+/// Per-loop transmit and steering buffers.
+struct Bursts {
+    tx: Vec<MbufBurst<BURST>>,
+    kernel: Vec<MbufBurst<BURST>>,
+    steer: Vec<MbufBurst<BURST>>,
+    requests: Vec<NeighRequest>,
+}
+
+impl Worker {
+    /// Runs the poll loop until `stop` is set.
+    pub fn run(mut self) {
+        let Some(clock) = Clock::new() else {
+            log::error!("worker {}: no TSC frequency; not starting", self.index);
+            return;
+        };
+        let shared = Arc::clone(&self.shared);
+        let mut cache = arc_swap::Cache::new(&shared.current);
+        let n = self.ports.len();
+        let workers = self.mailboxes.len();
+        let mut b = Bursts {
+            tx: (0..n).map(|_| MbufBurst::default()).collect(),
+            kernel: (0..n).map(|_| MbufBurst::default()).collect(),
+            steer: (0..workers).map(|_| MbufBurst::default()).collect(),
+            requests: Vec::with_capacity(64),
+        };
+        let mut rx: MbufBurst<BURST> = MbufBurst::default();
+        let mut installed = 0u64;
+        let mut next_timer = 0u64;
+        let q = QueueId(self.index);
+        while !self.stop.load(Ordering::Relaxed) {
+            let now = clock.now_ms();
+            let snap: &Arc<Published> = cache.load();
+            if snap.generation() != installed {
+                self.fwd.install(&snap.fwd);
+                installed = snap.generation();
+                if self.index == 0 {
+                    self.announce(snap, &mut b);
+                }
+                shared.acks[usize::from(self.index)].store(installed, Ordering::Release);
             }
-            counters.rx.add(n as u64);
-            for mut m in rx.drain() {
-                match dataplane::host::handle(&mut m, &wp.iface) {
-                    HostVerdict::Reply => {
-                        counters.host_replies.inc();
-                        // The burst holds as many as RX delivered, so this cannot overflow.
-                        if let Err(m) = tx.push(m) {
-                            drop(m);
-                            counters.count_drop(WorkerDrop::TxFull);
+            self.read_inboxes(snap, &mut b, now);
+
+            for pi in 0..n {
+                let got = self.ports[pi].port.rx_burst(q, &mut rx);
+                if got > 0 {
+                    self.counters.rx.add(got as u64);
+                    let steering = self.ports[pi].steering;
+                    for m in rx.drain() {
+                        if steering == Steering::Software {
+                            if let Some(to) = self.owner_of(&m) {
+                                self.steer_out(to, m, &mut b);
+                                continue;
+                            }
+                        }
+                        self.handle(snap, pi, m, &mut b, now);
+                    }
+                }
+                if let Some(k) = &self.ports[pi].kernel {
+                    let got = k.rx_burst(q, &mut rx);
+                    if got > 0 {
+                        self.counters.from_kernel.add(got as u64);
+                        for m in rx.drain() {
+                            self.tx(pi, m, &mut b);
                         }
                     }
-                    HostVerdict::NotForHost => counters.count_drop(WorkerDrop::NotHandled),
-                    HostVerdict::Malformed => counters.count_drop(WorkerDrop::Malformed),
                 }
             }
-            flush(wp, &mut tx, &counters);
+            if let Some(steer) = self.steer.clone() {
+                for from in 0..workers {
+                    if let Some(ring) = &steer.rings[from][usize::from(self.index)] {
+                        let got = ring.dequeue_burst(&mut rx);
+                        if got > 0 {
+                            self.counters.steered_in.add(got as u64);
+                            for m in rx.drain() {
+                                let pi = self.in_port(&m);
+                                self.handle(snap, pi, m, &mut b, now);
+                            }
+                        }
+                    }
+                }
+            }
+            self.send_aliases();
+            self.flush_all(&mut b);
+
+            if now >= next_timer {
+                next_timer = now + 1;
+                self.timers(snap, &mut b, now);
+            }
+        }
+        b.tx.iter_mut()
+            .chain(b.kernel.iter_mut())
+            .for_each(MbufBurst::clear);
+        b.steer.iter_mut().for_each(MbufBurst::clear);
+    }
+
+    /// Forwards one frame received on data port `pi`.
+    #[inline]
+    fn handle(&mut self, snap: &Published, pi: usize, mut m: Mbuf, b: &mut Bursts, now: u64) {
+        let mut v = self.forward(snap, pi, &mut m, now);
+        if v == Verdict::Drop(DropReason::ReplyMiss)
+            && !self.mailboxes[usize::from(self.index)].aliases.is_empty()
+        {
+            // The owner queues a NAT alias before sending the packet the reply answers; a reply
+            // racing our inbox read finds its alias there.
+            self.read_aliases(now);
+            v = self.forward(snap, pi, &mut m, now);
+        }
+        match v {
+            Verdict::Forward { port } => self.tx(usize::from(port), m, b),
+            Verdict::Resolve { port, next_hop } => self.resolve(snap, port, next_hop, m, b, now),
+            Verdict::Kernel => self.local(snap, pi, m, b, now),
+            Verdict::Drop(_) => drop(m),
+        }
+    }
+
+    #[inline]
+    fn forward(&mut self, snap: &Published, pi: usize, m: &mut Mbuf, now: u64) -> Verdict {
+        let topo = Topo {
+            routes: &snap.routes,
+            macs: &snap.macs,
+            neigh: &self.neigh,
+        };
+        self.fwd.process(&snap.fwd, &topo, pi as u16, m, now)
+    }
+
+    /// The next hop's MAC is not known yet: send if the cache knows it now, else hold the frame
+    /// while ARP/NDP asks.
+    fn resolve(
+        &mut self,
+        snap: &Published,
+        port: u16,
+        next_hop: Addr,
+        m: Mbuf,
+        b: &mut Bursts,
+        now: u64,
+    ) {
+        let src = snap
+            .routes
+            .lookup(&next_hop)
+            .map(|h| h.src)
+            .or_else(|| snap.fwd.port_addr(port, next_hop.is_v4()))
+            .unwrap_or(Addr::UNSPECIFIED);
+        match self.neigh.resolve(port, next_hop, src, now) {
+            Lookup::Known(mac) => {
+                let mut m = m;
+                set_macs(&mut m, mac, snap.macs[usize::from(port)]);
+                self.tx(usize::from(port), m, b);
+            }
+            Lookup::Pending => {
+                if self.neigh.hold(port, &next_hop, m).is_err() {
+                    self.counters.count_drop(WorkerDrop::HoldFull);
+                }
+            }
+            Lookup::Full => self.counters.count_drop(WorkerDrop::NeighFull),
+        }
+    }
+
+    /// Not load-balanced: answer it as a host, learn neighbours from it, or give it to the kernel.
+    fn local(&mut self, snap: &Published, pi: usize, mut m: Mbuf, b: &mut Bursts, now: u64) {
+        let learned = neigh::observe_frame(m.data());
+        if let Some((ip, mac)) = learned {
+            self.learn(snap, pi as u16, ip, mac, b, now);
+            self.share_learned(Learned {
+                port: pi as u16,
+                ip,
+                mac,
+            });
+        }
+        let Some(host) = snap.hosts.get(pi) else {
+            return;
+        };
+        match host::handle(&mut m, host) {
+            HostVerdict::Reply => {
+                self.counters.host_replies.inc();
+                self.tx(pi, m, b);
+            }
+            HostVerdict::Malformed => self.counters.count_drop(WorkerDrop::Malformed),
+            HostVerdict::NotForHost => {
+                if self.ports[pi].kernel.is_some() {
+                    self.counters.to_kernel.inc();
+                    push_or_flush(
+                        &mut b.kernel[pi],
+                        m,
+                        self.ports[pi].kernel.as_deref(),
+                        QueueId(self.index),
+                        &self.counters,
+                    );
+                } else {
+                    self.counters.count_drop(WorkerDrop::NoKernelPath);
+                }
+            }
+        }
+    }
+
+    /// Records a neighbour and sends what was waiting for it.
+    fn learn(
+        &mut self,
+        snap: &Published,
+        port: u16,
+        ip: Addr,
+        mac: MacAddr,
+        b: &mut Bursts,
+        now: u64,
+    ) {
+        let our = snap.macs[usize::from(port)];
+        let Some(wp) = self.ports.get(usize::from(port)) else {
+            return;
+        };
+        let q = QueueId(self.index);
+        for mut m in self.neigh.learn(port, &ip, mac, now) {
+            set_macs(&mut m, mac, our);
+            push_or_flush(
+                &mut b.tx[usize::from(port)],
+                m,
+                Some(&wp.port),
+                q,
+                &self.counters,
+            );
+        }
+    }
+
+    fn share_learned(&self, l: Learned) {
+        for (i, mb) in self.mailboxes.iter().enumerate() {
+            if i != usize::from(self.index) {
+                let _ = mb.learned.push(l);
+            }
+        }
+    }
+
+    /// Which worker software steering gives this frame to, if not this one.
+    #[inline]
+    fn owner_of(&self, m: &Mbuf) -> Option<usize> {
+        let steer = self.steer.as_deref()?;
+        let pf = parse_frame(m.data()).ok()?;
+        let key = pf.flow_key()?;
+        let q = usize::from(steer.reta.queue(steer.toeplitz.hash_flow(&key)));
+        (q != usize::from(self.index)).then_some(q)
+    }
+
+    fn steer_out(&mut self, to: usize, m: Mbuf, b: &mut Bursts) {
+        self.counters.steered_out.inc();
+        if let Err(m) = b.steer[to].push(m) {
+            self.flush_steer(to, b);
+            if b.steer[to].push(m).is_err() {
+                self.counters.count_drop(WorkerDrop::SteerFull);
+            }
+        }
+    }
+
+    fn flush_steer(&self, to: usize, b: &mut Bursts) {
+        if b.steer[to].is_empty() {
+            return;
+        }
+        if let Some(ring) = self
+            .steer
+            .as_deref()
+            .and_then(|s| s.rings[usize::from(self.index)][to].as_ref())
+        {
+            ring.enqueue_burst(&mut b.steer[to]);
+        }
+        let left = b.steer[to].len();
+        if left > 0 {
+            self.counters.drops[WorkerDrop::SteerFull as usize].add(left as u64);
+            b.steer[to].clear();
+        }
+    }
+
+    fn in_port(&self, m: &Mbuf) -> usize {
+        self.port_index
+            .get(usize::from(m.port().0))
+            .copied()
+            .flatten()
+            .map(usize::from)
+            .unwrap_or(0)
+    }
+
+    #[inline]
+    fn tx(&self, port: usize, m: Mbuf, b: &mut Bursts) {
+        let Some(p) = self.ports.get(port) else {
+            return;
+        };
+        push_or_flush(
+            &mut b.tx[port],
+            m,
+            Some(&p.port),
+            QueueId(self.index),
+            &self.counters,
+        );
+    }
+
+    fn flush_all(&self, b: &mut Bursts) {
+        let q = QueueId(self.index);
+        for (pi, p) in self.ports.iter().enumerate() {
+            flush(&mut b.tx[pi], &p.port, q, &self.counters, true);
+            if let Some(k) = &p.kernel {
+                flush(&mut b.kernel[pi], k, q, &self.counters, false);
+            }
+        }
+        for to in 0..b.steer.len() {
+            self.flush_steer(to, b);
+        }
+    }
+
+    /// Passes queued NAT reply aliases to the workers RSS hands the replies to.
+    fn send_aliases(&mut self) {
+        let mailboxes = &self.mailboxes;
+        let counters = &self.counters;
+        for msg in self.fwd.drain_aliases() {
+            match mailboxes.get(usize::from(msg.queue)) {
+                Some(mb) if mb.aliases.push(msg).is_ok() => {}
+                _ => counters.alias_inbox_full.inc(),
+            }
+        }
+    }
+
+    fn read_aliases(&mut self, now: u64) {
+        let mailboxes = Arc::clone(&self.mailboxes);
+        let inbox = &mailboxes[usize::from(self.index)];
+        while let Some(msg) = inbox.aliases.pop() {
+            self.fwd.accept_alias(&msg, now);
+        }
+    }
+
+    fn read_inboxes(&mut self, snap: &Published, b: &mut Bursts, now: u64) {
+        let mailboxes = Arc::clone(&self.mailboxes);
+        let inbox = &mailboxes[usize::from(self.index)];
+        while let Some(msg) = inbox.aliases.pop() {
+            self.fwd.accept_alias(&msg, now);
+        }
+        while let Some(l) = inbox.learned.pop() {
+            self.learn(snap, l.port, l.ip, l.mac, b, now);
+        }
+        while let Some(req) = inbox.requests.pop() {
+            self.answer(req, now);
+        }
+    }
+
+    /// Answers a control-plane request (off the packet path: it may allocate).
+    fn answer(&self, req: Request, now: u64) {
+        match req {
+            Request::Connections {
+                filter,
+                limit,
+                reply,
+            } => {
+                let mut out = Vec::new();
+                let mut total = 0u64;
+                for (_, c) in self.fwd.conns().iter() {
+                    if c.is_template() || c.is_alias() {
+                        continue;
+                    }
+                    let e = ConnEntry {
+                        proto: c.proto,
+                        client_addr: c.client.to_ip(),
+                        client_port: c.cport,
+                        vip: c.vip.to_ip(),
+                        vport: c.vport,
+                        local_addr: (c.local != Addr::UNSPECIFIED).then(|| c.local.to_ip()),
+                        local_port: c.lport,
+                        real_addr: c.real.to_ip(),
+                        real_port: c.rport,
+                        state: c.state_name().to_string(),
+                        expires_s: (c.remaining_ms(now) / 1000) as u32,
+                    };
+                    if filter.matches(&e) {
+                        total += 1;
+                        if out.len() < limit {
+                            out.push(e);
+                        }
+                    }
+                }
+                let _ = reply.try_send((out, total));
+            }
+        }
+    }
+
+    /// Expiry, neighbour timers, published gauges.
+    fn timers(&mut self, snap: &Published, b: &mut Bursts, now: u64) {
+        self.fwd.expire(now, EXPIRE_BUDGET);
+        b.requests.clear();
+        let requests = &mut b.requests;
+        self.neigh.poll(now, |r| requests.push(r), drop);
+        let reqs = std::mem::take(&mut b.requests);
+        for r in &reqs {
+            let Some(&mac) = snap.macs.get(usize::from(r.port)) else {
+                continue;
+            };
+            let len = if r.target.is_v4() {
+                neigh::emit::ARP_FRAME_LEN
+            } else {
+                neigh::emit::NS_FRAME_LEN
+            };
+            if let Some(m) = self.emit(len, |out| neigh::emit::request(out, mac, r)) {
+                self.counters.neigh_requests.inc();
+                self.tx(usize::from(r.port), m, b);
+            }
+        }
+        b.requests = reqs;
+        let conns = self.fwd.conns();
+        self.counters.conns.set(conns.len() as u64);
+        for s in snap.fwd.services() {
+            for d in s.dests.iter() {
+                let i = d.id.index();
+                if let (Some(l), Some(a), Some(ia)) = (
+                    conns.loads().get(i),
+                    self.counters.active.get(i),
+                    self.counters.inactive.get(i),
+                ) {
+                    a.store(l.active, Ordering::Relaxed);
+                    ia.store(l.inactive, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Gratuitous ARP / unsolicited NA for the port addresses, VIPs and local addresses.
+    fn announce(&mut self, snap: &Published, b: &mut Bursts) {
+        for (pi, host) in snap.hosts.iter().enumerate() {
+            let mac = snap.macs[pi];
+            for (a, _) in host.addrs() {
+                let len = if a.is_v4() {
+                    neigh::emit::ARP_FRAME_LEN
+                } else {
+                    neigh::emit::NA_FRAME_LEN
+                };
+                if let Some(m) = self.emit(len, |out| neigh::emit::announce(out, mac, &a)) {
+                    self.counters.announcements.inc();
+                    self.tx(pi, m, b);
+                }
+            }
+        }
+    }
+
+    /// A fresh mbuf holding a frame `write` builds.
+    fn emit(
+        &self,
+        len: usize,
+        write: impl FnOnce(&mut [u8]) -> Result<usize, dataplane::wire::EmitError>,
+    ) -> Option<Mbuf> {
+        let Ok(mut m) = self.pool.alloc() else {
+            self.counters.count_drop(WorkerDrop::NoMbuf);
+            return None;
+        };
+        neigh::emit::into_buf(&mut m, len, write).ok()?;
+        Some(m)
+    }
+}
+
+/// Writes the Ethernet destination and source of a frame.
+#[inline]
+fn set_macs(m: &mut Mbuf, dst: MacAddr, src: MacAddr) {
+    let f = m.frame_mut();
+    if f.len() >= 12 {
+        f[0..6].copy_from_slice(&dst.0);
+        f[6..12].copy_from_slice(&src.0);
+    }
+}
+
+#[inline]
+fn push_or_flush(
+    burst: &mut MbufBurst<BURST>,
+    m: Mbuf,
+    port: Option<&Port>,
+    q: QueueId,
+    counters: &WorkerCounters,
+) {
+    if let Err(m) = burst.push(m) {
+        if let Some(p) = port {
+            flush(burst, p, q, counters, true);
+        }
+        if burst.push(m).is_err() {
+            counters.count_drop(WorkerDrop::TxFull);
         }
     }
 }
 
 /// Transmits a burst; what the queue does not take is dropped and counted.
 #[inline]
-fn flush(wp: &WorkerPort, tx: &mut MbufBurst<BURST>, counters: &WorkerCounters) {
-    if tx.is_empty() {
+fn flush(
+    burst: &mut MbufBurst<BURST>,
+    port: &Port,
+    q: QueueId,
+    counters: &WorkerCounters,
+    data: bool,
+) {
+    if burst.is_empty() {
         return;
     }
-    let sent = wp.port.tx_burst(wp.queue, tx);
-    counters.tx.add(sent as u64);
-    let unsent = tx.len();
-    if unsent > 0 {
-        counters.drops[WorkerDrop::TxFull as usize].add(unsent as u64);
-        tx.clear();
+    let sent = port.tx_burst(q, burst);
+    if data {
+        counters.tx.add(sent as u64);
+    }
+    let left = burst.len();
+    if left > 0 {
+        counters.drops[WorkerDrop::TxFull as usize].add(left as u64);
+        burst.clear();
     }
 }

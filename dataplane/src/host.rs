@@ -53,6 +53,11 @@ impl HostIface {
         self.mac
     }
 
+    /// The director's addresses on this port, with prefix lengths.
+    pub fn addrs(&self) -> impl Iterator<Item = (Addr, u8)> + '_ {
+        self.addrs.iter().copied()
+    }
+
     /// True if `addr` is one of the director's addresses on this port.
     #[inline]
     pub fn owns(&self, addr: &Addr) -> bool {

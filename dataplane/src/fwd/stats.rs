@@ -51,6 +51,8 @@ pub struct FwdStats {
     pub icmp_relayed: Counter,
     /// ICMP fragmentation-needed errors sent for oversize tunnel packets.
     pub frag_needed_sent: Counter,
+    /// Connections created.
+    pub new_conns: Counter,
     /// Connections removed by expiry.
     pub expired: Counter,
     /// NAT reply aliases queued for the core RSS gives the replies to.
@@ -74,6 +76,7 @@ impl FwdStats {
             kernel: Counter::new(),
             icmp_relayed: Counter::new(),
             frag_needed_sent: Counter::new(),
+            new_conns: Counter::new(),
             expired: Counter::new(),
             aliases_sent: Counter::new(),
             alias_overflow: Counter::new(),
@@ -121,6 +124,7 @@ impl FwdStats {
     /// Counts a new connection.
     #[inline]
     pub(crate) fn new_conn(&self, svc: u32, dest: u32) {
+        self.new_conns.inc();
         if let Some(s) = self.services.get(svc as usize) {
             s.conns.inc();
         }

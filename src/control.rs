@@ -1,0 +1,268 @@
+//! The daemon's side of the control plane: [`control_api::Dataplane`] over the workers.
+//!
+//! `apply` compiles the configuration and publishes it, returning once every worker runs it;
+//! `stats` sums the per-core counters (minus the value a reused slot had when it was assigned,
+//! so a re-created service or real server starts from zero, as in IPVS); `connections` asks each
+//! worker for its entries through its inbox.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use control_api::{
+    ConnFilter, ConnPage, ConnTableStats, Counters, Dataplane, PortStats, RealServerStats,
+    ServiceStats, StatsSnapshot, WorkerStats,
+};
+use dataplane::fwd::{DropReason, FwdStats, TrafficCounters};
+use dpdk_bindings::Port;
+use log::{error, warn};
+
+use crate::mailbox::{Mailbox, Request};
+use crate::state::{compile, Fixed, ServiceSlots, Shared};
+use crate::worker::{WorkerCounters, WorkerDrop};
+
+/// How long `apply` waits for every worker to run a new configuration.
+const APPLY_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// What the control plane reads of one worker.
+pub struct WorkerView {
+    /// Forwarding counters.
+    pub fwd: Arc<FwdStats>,
+    /// Worker counters and gauges.
+    pub counters: Arc<WorkerCounters>,
+}
+
+#[derive(Default)]
+struct Slots {
+    services: ServiceSlots,
+    /// Counter values at the moment a slot was (re)assigned.
+    service_base: HashMap<u32, Counters>,
+    dest_base: HashMap<u32, Counters>,
+    dests: HashSet<u32>,
+}
+
+/// The data plane as the control plane sees it.
+pub struct DaemonDataplane {
+    shared: Arc<Shared>,
+    fixed: Fixed,
+    workers: Vec<WorkerView>,
+    mailboxes: Arc<[Mailbox]>,
+    ports: Vec<Arc<Port>>,
+    capacity: u64,
+    slots: Mutex<Slots>,
+}
+
+impl DaemonDataplane {
+    /// The control plane's view of running workers.
+    pub fn new(
+        shared: Arc<Shared>,
+        fixed: Fixed,
+        workers: Vec<WorkerView>,
+        mailboxes: Arc<[Mailbox]>,
+        ports: Vec<Arc<Port>>,
+        capacity: u64,
+    ) -> DaemonDataplane {
+        DaemonDataplane {
+            shared,
+            fixed,
+            workers,
+            mailboxes,
+            ports,
+            capacity,
+            slots: Mutex::new(Slots::default()),
+        }
+    }
+
+    /// What the control plane reads of each worker.
+    pub fn worker_views(&self) -> &[WorkerView] {
+        &self.workers
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sum(&self, pick: impl Fn(&FwdStats) -> Option<&TrafficCounters>) -> Counters {
+        let mut c = Counters::default();
+        for w in &self.workers {
+            if let Some(t) = pick(&w.fwd) {
+                c.conns += t.conns.get();
+                c.inpkts += t.inpkts.get();
+                c.outpkts += t.outpkts.get();
+                c.inbytes += t.inbytes.get();
+                c.outbytes += t.outbytes.get();
+            }
+        }
+        c
+    }
+}
+
+fn minus(a: Counters, b: Option<&Counters>) -> Counters {
+    let Some(b) = b else { return a };
+    Counters {
+        conns: a.conns.saturating_sub(b.conns),
+        inpkts: a.inpkts.saturating_sub(b.inpkts),
+        outpkts: a.outpkts.saturating_sub(b.outpkts),
+        inbytes: a.inbytes.saturating_sub(b.inbytes),
+        outbytes: a.outbytes.saturating_sub(b.outbytes),
+    }
+}
+
+impl Dataplane for DaemonDataplane {
+    fn apply(&self, cfg: &Arc<control_api::Config>) {
+        let mut slots = self.lock();
+        let fresh = slots
+            .services
+            .assign(cfg.services().map(|s| &s.service.key));
+        for s in fresh {
+            let base = self.sum(|f| f.service(s));
+            slots.service_base.insert(s, base);
+        }
+        let dests: HashSet<u32> = cfg
+            .services()
+            .flat_map(|s| s.real_servers.values().map(|r| r.slot.0))
+            .collect();
+        for d in dests.difference(&slots.dests.clone()) {
+            let base = self.sum(|f| f.dest(*d));
+            slots.dest_base.insert(*d, base);
+        }
+        slots.dests = dests;
+        let published = match compile(cfg, &self.fixed, &slots.services) {
+            Ok(p) => p,
+            Err(e) => {
+                error!("configuration not applied: {e}");
+                return;
+            }
+        };
+        if self.shared.publish(published, APPLY_TIMEOUT).is_none() {
+            warn!("not every worker acknowledged the new configuration within {APPLY_TIMEOUT:?}");
+        }
+    }
+
+    fn stats(&self) -> StatsSnapshot {
+        let cfg = self.shared.current.load();
+        let slots = self.lock();
+        let mut services = Vec::new();
+        for s in cfg.fwd.services() {
+            let key = dataplane::model::ServiceKey {
+                proto: s.proto,
+                vip: s.vip.to_ip(),
+                port: s.port,
+            };
+            let counters = minus(
+                self.sum(|f| f.service(s.slot)),
+                slots.service_base.get(&s.slot),
+            );
+            let real_servers = s
+                .dests
+                .iter()
+                .map(|d| {
+                    let i = d.id.index();
+                    let (mut active, mut inactive) = (0u64, 0u64);
+                    for w in &self.workers {
+                        let load = |v: &[std::sync::atomic::AtomicU32]| {
+                            v.get(i)
+                                .map(|a| u64::from(a.load(std::sync::atomic::Ordering::Relaxed)))
+                                .unwrap_or(0)
+                        };
+                        active += load(&w.counters.active);
+                        inactive += load(&w.counters.inactive);
+                    }
+                    RealServerStats {
+                        key: dataplane::model::RealServerKey {
+                            addr: d.addr.to_ip(),
+                            port: d.port,
+                        },
+                        counters: minus(self.sum(|f| f.dest(d.id.0)), slots.dest_base.get(&d.id.0)),
+                        active_conns: active,
+                        inactive_conns: inactive,
+                    }
+                })
+                .collect();
+            services.push(ServiceStats {
+                key,
+                counters,
+                real_servers,
+            });
+        }
+        let workers = self
+            .workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let mut drops = std::collections::BTreeMap::new();
+                for r in DropReason::ALL {
+                    drops.insert(r.name().to_string(), w.fwd.drops(r));
+                }
+                for r in WorkerDrop::ALL {
+                    drops.insert(r.name().to_string(), w.counters.drops[r as usize].get());
+                }
+                WorkerStats {
+                    worker: i as u32,
+                    rx_packets: w.counters.rx.get(),
+                    tx_packets: w.counters.tx.get(),
+                    drops,
+                }
+            })
+            .collect();
+        let ports = self
+            .ports
+            .iter()
+            .filter_map(|p| {
+                let s = p.stats().ok()?;
+                Some(PortStats {
+                    port: p.id().0,
+                    rx_packets: s.ipackets,
+                    tx_packets: s.opackets,
+                    rx_bytes: s.ibytes,
+                    tx_bytes: s.obytes,
+                    rx_missed: s.imissed,
+                    rx_errors: s.ierrors,
+                    tx_errors: s.oerrors,
+                })
+            })
+            .collect();
+        StatsSnapshot {
+            services,
+            workers,
+            ports,
+            conn_table: ConnTableStats {
+                entries: self.workers.iter().map(|w| w.counters.conns.get()).sum(),
+                capacity: self.capacity,
+            },
+        }
+    }
+
+    fn connections(&self, filter: &ConnFilter, offset: usize, limit: usize) -> ConnPage {
+        let want = offset.saturating_add(limit);
+        let mut answers = Vec::new();
+        for mb in self.mailboxes.iter() {
+            let (tx, rx) = sync_channel(1);
+            let req = Request::Connections {
+                filter: filter.clone(),
+                limit: want,
+                reply: tx,
+            };
+            if mb.requests.push(req).is_ok() {
+                answers.push(rx);
+            }
+        }
+        let mut all = Vec::new();
+        let mut total = 0;
+        for rx in answers {
+            match rx.recv_timeout(Duration::from_secs(2)) {
+                Ok((entries, n)) => {
+                    total += n;
+                    all.extend(entries);
+                }
+                Err(_) => warn!("a worker did not answer a connection listing"),
+            }
+        }
+        ConnPage {
+            total,
+            offset,
+            connections: all.into_iter().skip(offset).take(limit).collect(),
+        }
+    }
+}
