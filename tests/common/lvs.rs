@@ -493,11 +493,14 @@ pub fn service_conns(
 /// Whether the daemon already prints `worker N: … reply_misses=M …` when it stops. While false,
 /// [`check_worker_lines`] checks those lines only when they are there; switch it on once the
 /// daemon's stop log has them, so that their absence fails the tests.
-pub const STRICT_WORKER_LINES: bool = false;
+pub const STRICT_WORKER_LINES: bool = true;
 
 /// Checks the per-worker lines of the daemon's stop log: one per worker, each with
 /// `reply_misses=0` (no reply of a connection reached a core that does not hold it).
 pub fn check_worker_lines(log: &str, workers: usize) {
+    for line in log.lines().filter(|l| l.contains("] worker ")) {
+        eprintln!("{line}");
+    }
     let lines = worker_counters(log);
     if lines.is_empty() && !STRICT_WORKER_LINES {
         eprintln!("note: ironvs printed no `worker N: …` counter lines; not checked yet");
@@ -529,7 +532,7 @@ pub fn worker_counters(log: &str) -> Vec<BTreeMap<String, u64>> {
             continue;
         };
         let words: Vec<&str> = counters
-            .split(|c: char| c.is_whitespace() || c == ',')
+            .split(|c: char| c.is_whitespace() || matches!(c, ',' | '[' | ']'))
             .filter(|w| !w.is_empty())
             .collect();
         let map = out.entry(id).or_default();

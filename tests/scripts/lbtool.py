@@ -55,6 +55,12 @@ def http_server(args):
         allow_reuse_address = True
         daemon_threads = True
 
+        def server_bind(self):
+            # HTTPServer.server_bind resolves its own name (getfqdn), which waits for a DNS
+            # timeout in a namespace whose default route leads nowhere: skip it.
+            socketserver.TCPServer.server_bind(self)
+            self.server_name, self.server_port = self.server_address[:2]
+
     srv = Server((args.bind, args.port), Handler)
     say("listening on %s:%d" % (args.bind, args.port))
     srv.serve_forever()
