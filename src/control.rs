@@ -16,7 +16,7 @@ use control_api::{
 };
 use dataplane::fwd::{DropReason, FwdStats, TrafficCounters};
 use dpdk_bindings::Port;
-use log::{error, warn};
+use log::{error, info, warn};
 
 use crate::mailbox::{Mailbox, Request};
 use crate::state::{compile, Fixed, ServiceSlots, Shared};
@@ -135,8 +135,16 @@ impl Dataplane for DaemonDataplane {
                 return;
             }
         };
-        if self.shared.publish(published, APPLY_TIMEOUT).is_none() {
-            warn!("not every worker acknowledged the new configuration within {APPLY_TIMEOUT:?}");
+        let generation = published.generation();
+        match self.shared.publish(published, APPLY_TIMEOUT) {
+            Some(took) => info!(
+                "configuration {generation} in force on all {} workers after {} µs",
+                self.workers.len(),
+                took.as_micros()
+            ),
+            None => warn!(
+                "not every worker acknowledged configuration {generation} within {APPLY_TIMEOUT:?}"
+            ),
         }
     }
 

@@ -397,6 +397,9 @@ impl Worker {
                 self.tx(pi, m, b);
             }
             HostVerdict::Malformed => self.counters.count_drop(WorkerDrop::Malformed),
+            // A neighbour's ARP reply or advertisement was for us: learned above, and the kernel
+            // (if any) resolves its own neighbours too.
+            HostVerdict::NotForHost if learned.is_some() && self.ports[pi].kernel.is_none() => {}
             HostVerdict::NotForHost => {
                 if self.ports[pi].kernel.is_some() {
                     self.counters.to_kernel.inc();
