@@ -2,21 +2,13 @@
 //! ports with one RX/TX queue pair per worker and runs lcore-pinned poll loops until SIGINT/SIGTERM.
 #![deny(unsafe_code)]
 
-mod build_info;
-mod config;
-mod control;
-mod daemon;
-mod mailbox;
-mod ports;
-mod state;
-mod worker;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use clap::Parser;
+use ironvs::{build_info, config, daemon};
 
 /// Command line of the daemon.
 #[derive(Debug, Parser)]
