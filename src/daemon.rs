@@ -368,7 +368,7 @@ fn report(dp: &DaemonDataplane, ports: &[Arc<Port>], cfg: &Config) {
             }
         }
         info!(
-            "worker {i}: rx {} tx {} new_conns={} host_replies={} steered_out={} steered_in={} aliases_sent={} aliases_accepted={} reply_misses={} to_kernel={} from_kernel={} drops [{}]",
+            "worker {i}: rx {} tx {} new_conns={} host_replies={} steered_out={} steered_in={} aliases_sent={} aliases_accepted={} reply_races={} reply_misses={} to_kernel={} from_kernel={} drops [{}]",
             c.rx.get(),
             c.tx.get(),
             v.fwd.new_conns.get(),
@@ -377,6 +377,7 @@ fn report(dp: &DaemonDataplane, ports: &[Arc<Port>], cfg: &Config) {
             c.steered_in.get(),
             v.fwd.aliases_sent.get(),
             v.fwd.aliases_accepted.get(),
+            c.reply_races.get(),
             v.fwd.drops(DropReason::ReplyMiss),
             c.to_kernel.get(),
             c.from_kernel.get(),

@@ -94,6 +94,9 @@ pub struct WorkerCounters {
     pub steered_in: Counter,
     /// NAT reply aliases not delivered because the other worker's inbox was full.
     pub alias_inbox_full: Counter,
+    /// NAT replies that arrived before their alias was read from the inbox and went through on a
+    /// second look (not misses).
+    pub reply_races: Counter,
     /// Frames from data ports handed to the kernel interface.
     pub to_kernel: Counter,
     /// Frames from the kernel interface sent out of the data port.
@@ -122,6 +125,7 @@ impl WorkerCounters {
             steered_out: Counter::new(),
             steered_in: Counter::new(),
             alias_inbox_full: Counter::new(),
+            reply_races: Counter::new(),
             to_kernel: Counter::new(),
             from_kernel: Counter::new(),
             neigh_requests: Counter::new(),
@@ -315,6 +319,13 @@ impl Worker {
             // racing our inbox read finds its alias there.
             self.read_aliases(now);
             v = self.forward(snap, pi, &mut m, now);
+            if v != Verdict::Drop(DropReason::ReplyMiss) {
+                self.fwd.stats().undo_drop(DropReason::ReplyMiss);
+                self.counters.reply_races.inc();
+            } else {
+                // One packet, one miss: the retry's count is the one that stands.
+                self.fwd.stats().undo_drop(DropReason::ReplyMiss);
+            }
         }
         match v {
             Verdict::Forward { port } => self.tx(usize::from(port), m, b),

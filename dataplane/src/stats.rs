@@ -25,6 +25,13 @@ impl Counter {
         self.0.store(v.wrapping_add(n), Ordering::Relaxed);
     }
 
+    /// Subtracts `n` (takes back a count made in error). Only the owning core may call this.
+    #[inline]
+    pub fn sub(&self, n: u64) {
+        let v = self.0.load(Ordering::Relaxed);
+        self.0.store(v.wrapping_sub(n), Ordering::Relaxed);
+    }
+
     /// Adds one. Only the owning core may call this.
     #[inline]
     pub fn inc(&self) {

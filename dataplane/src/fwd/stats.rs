@@ -85,6 +85,12 @@ impl FwdStats {
         }
     }
 
+    /// Takes back one drop counted for `r`: the caller retried the frame and it went through
+    /// (a NAT reply that raced its alias). Only the owning core may call this.
+    pub fn undo_drop(&self, r: DropReason) {
+        self.drops[r.index()].sub(1);
+    }
+
     /// Drops counted for `r`.
     pub fn drops(&self, r: DropReason) -> u64 {
         self.drops[r.index()].get()
