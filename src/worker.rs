@@ -230,6 +230,9 @@ impl Worker {
         };
         let shared = Arc::clone(&self.shared);
         let mut cache = arc_swap::Cache::new(&shared.current);
+        let steer = self.steer.clone();
+        let mailboxes = Arc::clone(&self.mailboxes);
+        let inbox = &mailboxes[usize::from(self.index)];
         let n = self.ports.len();
         let workers = self.mailboxes.len();
         let mut b = Bursts {
@@ -253,7 +256,7 @@ impl Worker {
                 }
                 shared.acks[usize::from(self.index)].store(installed, Ordering::Release);
             }
-            self.read_inboxes(snap, &mut b, now);
+            self.read_inboxes(inbox, snap, &mut b, now);
 
             for pi in 0..n {
                 let got = self.ports[pi].port.rx_burst(q, &mut rx);
@@ -280,7 +283,7 @@ impl Worker {
                     }
                 }
             }
-            if let Some(steer) = self.steer.clone() {
+            if let Some(steer) = &steer {
                 for from in 0..workers {
                     if let Some(ring) = &steer.rings[from][usize::from(self.index)] {
                         let got = ring.dequeue_burst(&mut rx);
@@ -549,20 +552,14 @@ impl Worker {
         }
     }
 
+    /// Reads this worker's alias inbox now (a reply may be racing its alias).
     fn read_aliases(&mut self, now: u64) {
         let mailboxes = Arc::clone(&self.mailboxes);
-        let inbox = &mailboxes[usize::from(self.index)];
-        while let Some(msg) = inbox.aliases.pop() {
-            self.fwd.accept_alias(&msg, now);
-        }
+        accept_aliases(&mut self.fwd, &mailboxes[usize::from(self.index)], now);
     }
 
-    fn read_inboxes(&mut self, snap: &Published, b: &mut Bursts, now: u64) {
-        let mailboxes = Arc::clone(&self.mailboxes);
-        let inbox = &mailboxes[usize::from(self.index)];
-        while let Some(msg) = inbox.aliases.pop() {
-            self.fwd.accept_alias(&msg, now);
-        }
+    fn read_inboxes(&mut self, inbox: &Mailbox, snap: &Published, b: &mut Bursts, now: u64) {
+        accept_aliases(&mut self.fwd, inbox, now);
         while let Some(l) = inbox.learned.pop() {
             self.learn(snap, l.port, l.ip, l.mac, b, now);
         }
@@ -679,6 +676,13 @@ impl Worker {
         };
         neigh::emit::into_buf(&mut m, len, write).ok()?;
         Some(m)
+    }
+}
+
+/// Indexes every NAT reply alias waiting in `inbox`.
+fn accept_aliases(fwd: &mut Forwarder, inbox: &Mailbox, now: u64) {
+    while let Some(msg) = inbox.aliases.pop() {
+        fwd.accept_alias(&msg, now);
     }
 }
 
