@@ -149,11 +149,13 @@ async fn worker(plan: Arc<Plan>, next: Arc<AtomicUsize>) -> Tally {
 
 /// One request on a new connection; the response's body (trimmed), or the kind of failure.
 async fn request(target: SocketAddr, buf: &mut [u8]) -> Result<String, &'static str> {
-    let stream = TcpStream::connect(target).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::ConnectionRefused => "refused",
-        std::io::ErrorKind::ConnectionReset => "reset",
-        _ => "connect",
-    })?;
+    let stream = TcpStream::connect(target)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => "refused",
+            std::io::ErrorKind::ConnectionReset => "reset",
+            _ => "connect",
+        })?;
     stream.set_nodelay(true).map_err(|_| "socket")?;
     let req = format!(
         "GET /index.html HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
@@ -186,6 +188,9 @@ async fn request(target: SocketAddr, buf: &mut [u8]) -> Result<String, &'static 
     if !resp.starts_with("HTTP/1.1 200") {
         return Err("status");
     }
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.trim()).ok_or("truncated")?;
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.trim())
+        .ok_or("truncated")?;
     Ok(body.to_string())
 }

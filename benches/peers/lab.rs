@@ -106,8 +106,7 @@ impl Lab {
     /// Connects `a_if` in `a` with `b_if` in `b` through a veth pair.
     pub fn veth(&self, a: &str, a_if: &str, b: &str, b_if: &str) -> Result<(), Error> {
         run(&[
-            "ip", "link", "add", a_if, "netns", a, "type", "veth", "peer", "name", b_if, "netns",
-            b,
+            "ip", "link", "add", a_if, "netns", a, "type", "veth", "peer", "name", b_if, "netns", b,
         ])
         .map(drop)
     }
@@ -131,11 +130,6 @@ impl Lab {
         }));
         self.logs.push(log);
         Ok(ProcId(self.procs.len() - 1))
-    }
-
-    /// The process id of a started process (`ip netns exec` execs, so it is the program's).
-    pub fn pid(&self, p: ProcId) -> Option<u32> {
-        self.procs[p.0].as_ref().map(|p| p.child.id())
     }
 
     /// Everything a process wrote so far (also after it stopped).
@@ -163,7 +157,10 @@ impl Lab {
             }
             if start.elapsed() > timeout {
                 let name = proc.name.clone();
-                return Err(format!("{name} not ready after {timeout:?}:\n{}", self.log(p)));
+                return Err(format!(
+                    "{name} not ready after {timeout:?}:\n{}",
+                    self.log(p)
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -196,8 +193,12 @@ impl Lab {
     /// Sends SIGTERM, waits up to `grace`, then SIGKILL; returns the exit code, if any.
     pub fn terminate(&mut self, p: ProcId, grace: Duration) -> Option<i32> {
         let mut proc = self.procs[p.0].take()?;
+        if let Ok(Some(status)) = proc.child.try_wait() {
+            return status.code();
+        }
         let _ = Command::new("kill")
             .args(["-TERM", &proc.child.id().to_string()])
+            .stderr(Stdio::null())
             .status();
         let start = Instant::now();
         while start.elapsed() < grace {
@@ -208,6 +209,16 @@ impl Lab {
         }
         let _ = proc.child.kill();
         proc.child.wait().ok().and_then(|s| s.code())
+    }
+
+    /// Sends a signal (`INT`, `TERM`, …) to a running process.
+    pub fn signal(&self, p: ProcId, sig: &str) {
+        if let Some(proc) = self.procs[p.0].as_ref() {
+            let _ = Command::new("kill")
+                .args([&format!("-{sig}"), &proc.child.id().to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 
     /// Kills a process at once.
@@ -228,7 +239,10 @@ impl Drop for Lab {
             // Children of our children (nginx workers) live in the namespace too.
             if let Ok(pids) = run(&["ip", "netns", "pids", ns]) {
                 for pid in pids.split_whitespace() {
-                    let _ = Command::new("kill").args(["-KILL", pid]).status();
+                    let _ = Command::new("kill")
+                        .args(["-KILL", pid])
+                        .stderr(Stdio::null())
+                        .status();
                 }
             }
             let _ = run(&["ip", "netns", "del", ns]);

@@ -39,6 +39,8 @@ struct Options {
     rounds: usize,
     warmup: usize,
     cpus: Cpus,
+    nice: i32,
+    syscalls: bool,
 }
 
 fn main() {
@@ -64,14 +66,24 @@ fn options(args: &[String]) -> Result<Options, Error> {
             balancer: 1,
             rest: 0,
         },
+        nice: 0,
+        syscalls: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         if flag == "--bench" {
             continue; // cargo bench passes it to harness=false targets
         }
+        if flag == "--syscalls" {
+            o.syscalls = true;
+            continue;
+        }
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
-        let num = || value.parse::<usize>().map_err(|e| format!("{flag} {value}: {e}"));
+        let num = || {
+            value
+                .parse::<usize>()
+                .map_err(|e| format!("{flag} {value}: {e}"))
+        };
         match flag.as_str() {
             "--requests" => o.requests = num()?,
             "--concurrency" => o.concurrency = num()?,
@@ -79,6 +91,7 @@ fn options(args: &[String]) -> Result<Options, Error> {
             "--warmup" => o.warmup = num()?,
             "--balancer-cpu" => o.cpus.balancer = num()? as u16,
             "--rest-cpu" => o.cpus.rest = num()? as u16,
+            "--nice" => o.nice = value.parse().map_err(|e| format!("--nice {value}: {e}"))?,
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -94,7 +107,7 @@ fn bench(o: Options) -> Result<(), Error> {
     );
     println!("peers: load average before: {}", loadavg());
     let mut lab = Lab::new()?;
-    let topo = setups::build(&mut lab, o.cpus)?;
+    let topo = setups::build(&mut lab, o.cpus, o.nice)?;
     println!("peers: lab {}-* built", lab.tag());
     let mut samples: Vec<Sample> = Vec::new();
     for round in 0..o.rounds {
@@ -113,7 +126,7 @@ fn bench(o: Options) -> Result<(), Error> {
                 s.errors,
                 s.cpu.first().map_or(0.0, |c| c.0),
                 s.cpu.get(1).map_or(0.0, |c| c.0),
-                s.director_cpu
+                s.director_cpu.0 + s.director_cpu.1
             );
             samples.push(s);
         }
@@ -137,18 +150,37 @@ fn bench(o: Options) -> Result<(), Error> {
 
 /// Brings one setup up, warms it up, measures one run, takes it down.
 fn measure(lab: &mut Lab, topo: &Topo, setup: Setup, o: &Options) -> Result<Sample, Error> {
-    let running = setups::start(lab, topo, setup, o.cpus)?;
+    let running = setups::start(lab, topo, setup, o.cpus, o.nice)?;
     let result = (|| {
         if o.warmup > 0 {
             client_run(lab, topo, setup, o, o.warmup, "warmup")?;
         }
+        let perf = match o.syscalls && setup != Setup::Direct {
+            true => Some(start_perf(lab, topo)?),
+            false => None,
+        };
         let director_before = ns_cpu_ticks(&topo.director);
         let cpu_before = report::cpu_ticks();
         let (text, latencies, elapsed) = client_run(lab, topo, setup, o, o.requests, "run")?;
         let cpu = report::cpu_percent(&cpu_before, &report::cpu_ticks());
-        let director_ticks = ns_cpu_ticks(&topo.director).saturating_sub(director_before);
-        let director_cpu = 100.0 * director_ticks as f64 / clk_tck() / elapsed.as_secs_f64();
-        parse_result(setup, &text, latencies, cpu, director_cpu)
+        let director_after = ns_cpu_ticks(&topo.director);
+        let pct = |t: u64| 100.0 * t as f64 / clk_tck() / elapsed.as_secs_f64();
+        let director_cpu = (
+            pct(director_after.0.saturating_sub(director_before.0)),
+            pct(director_after.1.saturating_sub(director_before.1)),
+        );
+        let mut sample = parse_result(setup, &text, latencies, cpu, director_cpu)?;
+        if let Some((p, file)) = perf {
+            lab.signal(p, "INT"); // perf prints its counts and re-raises SIGINT
+            let file2 = file.clone();
+            lab.wait_until(p, Duration::from_secs(10), |_| {
+                std::fs::read_to_string(&file2).is_ok_and(|t| t.contains("sys_enter_sendto"))
+            })
+            .or_else(|e| if e.contains("exited") { Ok(()) } else { Err(e) })?;
+            lab.terminate(p, Duration::from_secs(5));
+            sample.syscalls = parse_perf(&file)?;
+        }
+        Ok(sample)
     })();
     let stop_line = setups::stop(lab, topo, running)?;
     if let Some(line) = stop_line {
@@ -173,7 +205,11 @@ fn client_run(
         requests.to_string(),
         o.concurrency.to_string(),
     );
+    let nice = o.nice.to_string();
     let args = [
+        "nice",
+        "-n",
+        &nice,
         "taskset",
         "-c",
         &cpu,
@@ -209,7 +245,7 @@ fn parse_result(
     text: &str,
     latencies_us: Vec<u32>,
     cpu: Vec<(f64, f64)>,
-    director_cpu: f64,
+    director_cpu: (f64, f64),
 ) -> Result<Sample, Error> {
     let mut fields = BTreeMap::new();
     let mut bodies = BTreeMap::new();
@@ -230,7 +266,12 @@ fn parse_result(
             _ => {}
         }
     }
-    let get = |k: &str| fields.get(k).copied().ok_or(format!("no {k} in client output: {text}"));
+    let get = |k: &str| {
+        fields
+            .get(k)
+            .copied()
+            .ok_or(format!("no {k} in client output: {text}"))
+    };
     Ok(Sample {
         setup,
         ok: get("ok")? as usize,
@@ -240,11 +281,49 @@ fn parse_result(
         bodies,
         cpu,
         director_cpu,
+        syscalls: None,
     })
 }
 
-/// utime + stime of every process in a namespace (ticks), as `/proc/PID/stat` counts them.
-fn ns_cpu_ticks(ns: &str) -> u64 {
+/// Starts `perf stat` counting the syscalls (all, and sendto) of every director process.
+fn start_perf(lab: &mut Lab, topo: &Topo) -> Result<(lab::ProcId, std::path::PathBuf), Error> {
+    let pids = lab::run(&["ip", "netns", "pids", &topo.director])?;
+    let pids: Vec<&str> = pids.split_whitespace().collect();
+    let file = lab.dir().join("perf-stat.csv");
+    // perf runs in the client's namespace so that its own CPU time is not the director's.
+    let p = lab.spawn(
+        &topo.client,
+        "perf",
+        &[
+            "perf",
+            "stat",
+            "-x,",
+            "-e",
+            "raw_syscalls:sys_enter,syscalls:sys_enter_sendto",
+            "-p",
+            &pids.join(","),
+            "-o",
+            file.to_str().ok_or("path")?,
+        ],
+    )?;
+    std::thread::sleep(Duration::from_millis(500)); // let it attach to every thread
+    Ok((p, file))
+}
+
+/// (all syscalls, sendto) from `perf stat -x,` output.
+fn parse_perf(file: &Path) -> Result<Option<(u64, u64)>, Error> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let count = |event: &str| {
+        text.lines()
+            .find(|l| l.contains(event))
+            .and_then(|l| l.split(',').next())
+            .and_then(|n| n.trim().parse::<u64>().ok())
+    };
+    Ok(count("raw_syscalls:sys_enter").zip(count("sys_enter_sendto")))
+}
+
+/// (utime, stime) of every process in a namespace (ticks), as `/proc/PID/stat` counts them.
+fn ns_cpu_ticks(ns: &str) -> (u64, u64) {
     let pids = lab::run(&["ip", "netns", "pids", ns]).unwrap_or_default();
     pids.split_whitespace()
         .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
@@ -252,9 +331,12 @@ fn ns_cpu_ticks(ns: &str) -> u64 {
             // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
             let rest = stat.rsplit_once(')')?.1;
             let f: Vec<&str> = rest.split_whitespace().collect();
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+            Some((
+                f.get(11)?.parse::<u64>().ok()?,
+                f.get(12)?.parse::<u64>().ok()?,
+            ))
         })
-        .sum()
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
 fn clk_tck() -> f64 {
@@ -276,7 +358,9 @@ fn preflight() -> Result<(), Error> {
     if uid.trim() != "0" {
         return Err("needs root (network namespaces, DPDK)".into());
     }
-    for tool in ["ip", "ethtool", "taskset", "ss", "haproxy", "nginx", "getconf"] {
+    for tool in [
+        "ip", "ethtool", "taskset", "ss", "haproxy", "nginx", "getconf",
+    ] {
         lab::run(&["sh", "-c", &format!("command -v {tool}")])
             .map_err(|_| format!("{tool} is missing: run deploy/install-deps.sh"))?;
     }

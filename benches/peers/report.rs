@@ -71,8 +71,10 @@ pub struct Sample {
     pub bodies: BTreeMap<String, usize>,
     /// Per CPU: busy % and softirq % during the run (everything on the box).
     pub cpu: Vec<(f64, f64)>,
-    /// CPU time of the director's processes during the run, % of one CPU.
-    pub director_cpu: f64,
+    /// CPU time of the director's processes during the run, % of one CPU (user, system).
+    pub director_cpu: (f64, f64),
+    /// Syscalls of the director's processes during the run (all, sendto), with `--syscalls`.
+    pub syscalls: Option<(u64, u64)>,
 }
 
 impl Sample {
@@ -100,8 +102,10 @@ pub struct Row {
     pub bodies: BTreeMap<String, usize>,
     /// Mean per-CPU busy % over rounds.
     pub cpu: Vec<(f64, f64)>,
-    /// Mean director-process CPU % over rounds.
-    pub director_cpu: f64,
+    /// Mean director-process CPU % over rounds (user, system).
+    pub director_cpu: (f64, f64),
+    /// Director syscalls per completed connection (all, sendto), with `--syscalls`.
+    pub syscalls_per_conn: Option<(f64, f64)>,
 }
 
 /// Nearest-rank percentile of sorted values; 0 when empty.
@@ -151,15 +155,33 @@ pub fn row(setup: Setup, samples: &[&Sample]) -> Row {
         errors: samples.iter().map(|s| s.errors).sum(),
         bodies,
         cpu,
-        director_cpu: samples.iter().map(|s| s.director_cpu).sum::<f64>() / n,
+        director_cpu: (
+            samples.iter().map(|s| s.director_cpu.0).sum::<f64>() / n,
+            samples.iter().map(|s| s.director_cpu.1).sum::<f64>() / n,
+        ),
+        syscalls_per_conn: syscalls_per_conn(samples),
     }
+}
+
+fn syscalls_per_conn(samples: &[&Sample]) -> Option<(f64, f64)> {
+    let mut all = 0;
+    let mut sendto = 0;
+    let mut conns = 0;
+    for s in samples {
+        let (a, b) = s.syscalls?;
+        all += a;
+        sendto += b;
+        conns += s.ok;
+    }
+    let conns = conns.max(1) as f64;
+    Some((all as f64 / conns, sendto as f64 / conns))
 }
 
 /// Prints the results table and the ratio table.
 pub fn print(rows: &[Row]) {
     println!();
     println!(
-        "| setup | conn/s (median) | conn/s min–max | p50 ms | p99 ms | p99.9 ms | errors | split | CPU0 busy/softirq % | CPU1 busy/softirq % | director procs CPU % |"
+        "| setup | conn/s (median) | conn/s min–max | p50 ms | p99 ms | p99.9 ms | errors | split | CPU0 busy/softirq % | CPU1 busy/softirq % | director procs CPU % user/sys |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|");
     for r in rows {
@@ -170,7 +192,7 @@ pub fn print(rows: &[Row]) {
                 .map_or("-".into(), |(b, s)| format!("{b:.0}/{s:.0}"))
         };
         println!(
-            "| {} | {:.0} | {:.0}–{:.0} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {} | {:.0} |",
+            "| {} | {:.0} | {:.0}–{:.0} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {} | {:.0}/{:.0} |",
             r.setup.name(),
             r.rate.0,
             r.rate.1,
@@ -182,8 +204,19 @@ pub fn print(rows: &[Row]) {
             split.join(" "),
             cpu(0),
             cpu(1),
-            r.director_cpu,
+            r.director_cpu.0,
+            r.director_cpu.1,
         );
+    }
+    if rows.iter().any(|r| r.syscalls_per_conn.is_some()) {
+        println!();
+        println!("| setup | director syscalls / connection | of which sendto |");
+        println!("|---|---:|---:|");
+        for r in rows {
+            if let Some((a, b)) = r.syscalls_per_conn {
+                println!("| {} | {a:.1} | {b:.1} |", r.setup.name());
+            }
+        }
     }
     let find = |s: Setup| rows.iter().find(|r| r.setup == s);
     let (Some(hap), Some(ngx)) = (find(Setup::Haproxy), find(Setup::NginxStream)) else {

@@ -21,8 +21,6 @@ use crate::lab::{Error, Lab, ProcId};
 
 /// The VIP, on the client net.
 pub const VIP: &str = "198.51.100.100";
-/// The client.
-pub const CLIENT: &str = "198.51.100.2";
 /// The FullNAT local address.
 pub const LADDR: &str = "203.0.113.200";
 
@@ -32,8 +30,6 @@ pub struct Topo {
     pub client: String,
     /// The director's namespace (`d0` to the clients, `d1` to the real servers).
     pub director: String,
-    /// The real servers' namespaces, rs1 and rs2.
-    pub real_servers: Vec<String>,
     /// Namespaces with neighbour caches to flush between setups.
     pub all: Vec<String>,
 }
@@ -93,7 +89,7 @@ impl Setup {
 }
 
 /// Builds the namespaces and wiring, and starts nginx on the real servers (pinned to `rest`).
-pub fn build(lab: &mut Lab, cpus: Cpus) -> Result<Topo, Error> {
+pub fn build(lab: &mut Lab, cpus: Cpus, nice: i32) -> Result<Topo, Error> {
     let sw = lab.netns("sw")?;
     for br in ["brc", "brr"] {
         lab.exec(&sw, &["ip", "link", "add", br, "type", "bridge"])?;
@@ -101,7 +97,10 @@ pub fn build(lab: &mut Lab, cpus: Cpus) -> Result<Topo, Error> {
     }
     let client = lab.netns("cli")?;
     plug(lab, &sw, "brc", "s-cli", &client, "c0")?;
-    lab.exec(&client, &["ip", "addr", "add", "198.51.100.2/24", "dev", "c0"])?;
+    lab.exec(
+        &client,
+        &["ip", "addr", "add", "198.51.100.2/24", "dev", "c0"],
+    )?;
     let director = lab.netns("dir")?;
     plug(lab, &sw, "brc", "s-dir0", &director, "d0")?;
     plug(lab, &sw, "brr", "s-dir1", &director, "d1")?;
@@ -120,7 +119,7 @@ pub fn build(lab: &mut Lab, cpus: Cpus) -> Result<Topo, Error> {
         lab.exec(&ns, &["ip", "addr", "add", &r1, "dev", "r1"])?;
         let dr = crate::repo().join("deploy/realserver/dr.sh");
         lab.exec(&ns, &[dr.to_str().ok_or("path")?, "up", VIP])?;
-        start_real_server(lab, &ns, &format!("rs{i}"), cpus.rest)?;
+        start_real_server(lab, &ns, &format!("rs{i}"), cpus.rest, nice)?;
         real_servers.push(ns);
     }
     let mut all = vec![client.clone(), director.clone()];
@@ -128,18 +127,26 @@ pub fn build(lab: &mut Lab, cpus: Cpus) -> Result<Topo, Error> {
     Ok(Topo {
         client,
         director,
-        real_servers,
         all,
     })
 }
 
 /// A veth from `ns`'s `ifname` to `bridge`, offloads off on both ends (af_packet reads raw
 /// frames: complete checksums, no GSO super-frames), both ends up.
-fn plug(lab: &Lab, sw: &str, bridge: &str, port: &str, ns: &str, ifname: &str) -> Result<(), Error> {
+fn plug(
+    lab: &Lab,
+    sw: &str,
+    bridge: &str,
+    port: &str,
+    ns: &str,
+    ifname: &str,
+) -> Result<(), Error> {
     lab.veth(ns, ifname, sw, port)?;
     lab.exec(sw, &["ip", "link", "set", port, "master", bridge])?;
     for (n, i) in [(sw, port), (ns, ifname)] {
-        let off = ["tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off"];
+        let off = [
+            "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off",
+        ];
         let mut cmd = vec!["ethtool", "-K", i];
         cmd.extend_from_slice(&off);
         lab.exec(n, &cmd)?;
@@ -149,7 +156,13 @@ fn plug(lab: &Lab, sw: &str, bridge: &str, port: &str, ns: &str, ifname: &str) -
 }
 
 /// nginx with one worker serving a 4-byte static file (its name), no logs, no keep-alive.
-fn start_real_server(lab: &mut Lab, ns: &str, name: &str, cpu: u16) -> Result<ProcId, Error> {
+fn start_real_server(
+    lab: &mut Lab,
+    ns: &str,
+    name: &str,
+    cpu: u16,
+    nice: i32,
+) -> Result<ProcId, Error> {
     let root = lab.dir().join(name);
     std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
     std::fs::write(root.join("index.html"), format!("{name}\n")).map_err(|e| e.to_string())?;
@@ -159,7 +172,7 @@ daemon off;
 user root;
 pid {dir}/{name}-nginx.pid;
 error_log stderr warn;
-events {{ worker_connections 16384; }}
+events {{ worker_connections 4096; }}
 http {{
     access_log off;
     keepalive_timeout 0;
@@ -175,11 +188,23 @@ http {{
     );
     let path = lab.dir().join(format!("{name}-nginx.conf"));
     std::fs::write(&path, conf).map_err(|e| e.to_string())?;
-    let cpu = cpu.to_string();
+    let (cpu, nice) = (cpu.to_string(), nice.to_string());
     let p = lab.spawn(
         ns,
         &format!("{name}-nginx"),
-        &["taskset", "-c", &cpu, "nginx", "-e", "stderr", "-c", path.to_str().ok_or("path")?],
+        &[
+            "nice",
+            "-n",
+            &nice,
+            "taskset",
+            "-c",
+            &cpu,
+            "nginx",
+            "-e",
+            "stderr",
+            "-c",
+            path.to_str().ok_or("path")?,
+        ],
     )?;
     let ns = ns.to_string();
     lab.wait_until(p, Duration::from_secs(10), |lab| listening(lab, &ns))?;
@@ -200,25 +225,38 @@ pub struct Running {
 }
 
 /// Brings a setup up on the director; returns once it accepts connections.
-pub fn start(lab: &mut Lab, topo: &Topo, setup: Setup, cpus: Cpus) -> Result<Running, Error> {
+pub fn start(
+    lab: &mut Lab,
+    topo: &Topo,
+    setup: Setup,
+    cpus: Cpus,
+    nice: i32,
+) -> Result<Running, Error> {
     for ns in &topo.all {
         lab.exec(ns, &["ip", "neigh", "flush", "all"])?;
     }
     let dir = topo.director.clone();
     let bal = cpus.balancer.to_string();
+    let nice = nice.to_string();
     let proc = match setup {
         Setup::Direct => None,
         Setup::Haproxy | Setup::NginxStream => {
             kernel_addresses(lab, &dir, true)?;
             let (name, cmd) = if setup == Setup::Haproxy {
                 let cfg = write(lab, "haproxy.cfg", &haproxy_config())?;
-                ("haproxy", vec!["haproxy".to_string(), "-db".into(), "-f".into(), cfg])
+                (
+                    "haproxy",
+                    vec!["haproxy".to_string(), "-db".into(), "-f".into(), cfg],
+                )
             } else {
                 let cfg = write(lab, "nginx-stream.conf", &nginx_stream_config(lab))?;
                 let e = "stderr".to_string();
-                ("nginx-stream", vec!["nginx".into(), "-e".into(), e, "-c".into(), cfg])
+                (
+                    "nginx-stream",
+                    vec!["nginx".into(), "-e".into(), e, "-c".into(), cfg],
+                )
             };
-            let mut full = vec!["taskset", "-c", &bal];
+            let mut full = vec!["nice", "-n", &nice, "taskset", "-c", &bal];
             full.extend(cmd.iter().map(String::as_str));
             let p = lab.spawn(&dir, name, &full)?;
             lab.wait_until(p, Duration::from_secs(10), |lab| listening(lab, &dir))?;
@@ -230,7 +268,14 @@ pub fn start(lab: &mut Lab, topo: &Topo, setup: Setup, cpus: Cpus) -> Result<Run
             let p = lab.spawn(
                 &dir,
                 "ironvs",
-                &[env!("CARGO_BIN_EXE_ironvs"), "--config", &cfg],
+                &[
+                    "nice",
+                    "-n",
+                    &nice,
+                    env!("CARGO_BIN_EXE_ironvs"),
+                    "--config",
+                    &cfg,
+                ],
             )?;
             lab.wait_until(p, Duration::from_secs(60), |lab| {
                 lab.log(p).contains("workers running")
@@ -253,7 +298,10 @@ pub fn stop(lab: &mut Lab, topo: &Topo, run: Running) -> Result<Option<String>, 
             if code != Some(0) {
                 return Err(format!("ironvs exited with {code:?}:\n{log}"));
             }
-            Ok(log.lines().find(|l| l.contains("worker 0:")).map(str::to_string))
+            Ok(log
+                .lines()
+                .find(|l| l.contains("worker 0:"))
+                .map(str::to_string))
         }
         _ => {
             // A killed nginx master may leave its worker behind: nothing may stay listening.
@@ -276,7 +324,10 @@ fn kernel_addresses(lab: &Lab, dir: &str, on: bool) -> Result<(), Error> {
     }
     if on {
         lab.exec(dir, &["ip", "addr", "add", "198.51.100.1/24", "dev", "d0"])?;
-        lab.exec(dir, &["ip", "addr", "add", "198.51.100.100/32", "dev", "d0"])?;
+        lab.exec(
+            dir,
+            &["ip", "addr", "add", "198.51.100.100/32", "dev", "d0"],
+        )?;
         lab.exec(dir, &["ip", "addr", "add", "203.0.113.1/24", "dev", "d1"])?;
     }
     Ok(())
@@ -293,7 +344,7 @@ fn haproxy_config() -> String {
     format!(
         r#"global
     nbthread 1
-    maxconn 50000
+    maxconn 4096
 defaults
     mode tcp
     timeout connect 2s
@@ -318,7 +369,7 @@ worker_processes 1;
 daemon off;
 pid {dir}/nginx-stream.pid;
 error_log stderr warn;
-events {{ worker_connections 50000; }}
+events {{ worker_connections 4096; }}
 stream {{
     upstream rs {{
         server 203.0.113.11:80;
