@@ -10,6 +10,7 @@ APT_PACKAGES=(
   iproute2 iputils-ping ethtool tcpdump curl python3
   # control-plane tests: promtool checks the /metrics exposition
   prometheus
+  haproxy nginx libnginx-mod-stream  # benches/peers: the L4 proxies ironvs is compared with
 )
 
 missing=()
