@@ -250,6 +250,7 @@ impl Worker {
             let snap: &Arc<Published> = cache.load();
             if snap.generation() != installed {
                 self.fwd.install(&snap.fwd);
+                self.warm_neighbours(snap, now);
                 installed = snap.generation();
                 if self.index == 0 {
                     self.announce(snap, &mut b);
@@ -641,6 +642,18 @@ impl Worker {
                 ) {
                     a.store(l.active, Ordering::Relaxed);
                     ia.store(l.inactive, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Starts resolving every real server's next hop as soon as a configuration names it, so the
+    /// first connections do not wait for ARP/NDP (nor overflow the hold queues).
+    fn warm_neighbours(&mut self, snap: &Published, now: u64) {
+        for s in snap.fwd.services() {
+            for d in s.dests.iter() {
+                if let Some(hit) = snap.routes.lookup(&d.addr) {
+                    let _ = self.neigh.resolve(hit.port, hit.next_hop, hit.src, now);
                 }
             }
         }
