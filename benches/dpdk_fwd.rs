@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Options: `--flows 1024,65536`, `--modes dr,tun,nat,fullnat`, `--window-ms 2000`,
-//! `--warmup-ms 500`, `--no-testpmd`, `--no-newconns`, `--no-mem`, `--perf DIR` (records the
+//! `--warmup-ms 500`, `--no-fwd`, `--no-testpmd`, `--no-newconns`, `--no-mem`, `--perf DIR` (records the
 //! worker CPU with `perf` during the DR and FullNAT windows at the middle flow count),
 //! `--keep` (keeps pcaps, configs and logs). `IRONVS_BIN` overrides the daemon binary (default:
 //! the one cargo built for this bench, with the release profile).
@@ -90,6 +90,7 @@ fn parse_opts() -> Opts {
                 o.timing.warmup = Duration::from_millis(val().parse().expect("--warmup-ms"))
             }
             "--no-testpmd" => o.testpmd = false,
+            "--no-fwd" => o.flows.clear(),
             "--no-newconns" => o.newconns = false,
             "--no-mem" => o.mem = false,
             "--perf" => o.perf = Some(PathBuf::from(val())),
@@ -124,6 +125,62 @@ fn flows_label(n: u32) -> String {
         n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{}M", n >> 20),
         n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{}k", n >> 10),
         n => n.to_string(),
+    }
+}
+
+/// Extra runs of DR and FullNAT under `perf record` (not in the table: perf costs cycles), and
+/// the worker thread's hottest symbols.
+fn profile(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    out: &std::path::Path,
+    flows: u32,
+    t: Timing,
+) {
+    let _ = std::fs::create_dir_all(out);
+    println!();
+    println!("## Profile (perf record of the daemon during the window, worker thread)");
+    for mode in [Mode::Dr, Mode::FullNat] {
+        let case = Case {
+            mode,
+            flows,
+            load: Load::Forward,
+        };
+        let files = lab::write_pcaps(dir, &case).expect("pcaps");
+        let data = out.join(format!("perf-{}-{flows}.data", mode.name()));
+        let m = run::ironvs(bin, dir, &case, &files, t, Some(&data));
+        std::thread::sleep(Duration::from_millis(500));
+        println!();
+        println!(
+            "{} {} flows ({:.3} Mpps under perf), {}:",
+            mode.name(),
+            flows_label(flows),
+            m.as_ref().map_or(0.0, Measure::mpps),
+            data.display()
+        );
+        let rep = std::process::Command::new("perf")
+            .args(["report", "--no-children", "--comms", "rte-worker-1"])
+            .args([
+                "--percentage",
+                "relative",
+                "--sort",
+                "dso,symbol",
+                "-g",
+                "none",
+            ])
+            .args(["--stdio", "--percent-limit", "1", "-i"])
+            .arg(&data)
+            .output();
+        match rep {
+            Ok(o) => {
+                for l in String::from_utf8_lossy(&o.stdout).lines() {
+                    if l.contains('%') && !l.starts_with('#') {
+                        println!("    {}", l.trim_end());
+                    }
+                }
+            }
+            Err(e) => println!("    perf report: {e}"),
+        }
     }
 }
 
@@ -188,19 +245,7 @@ fn main() {
             for &load in loads {
                 let case = Case { mode, flows, load };
                 let files = lab::write_pcaps(&dir, &case).expect("pcaps");
-                let perf = o
-                    .perf
-                    .as_ref()
-                    .filter(|_| {
-                        Some(flows) == perf_flows
-                            && load == Load::Forward
-                            && matches!(mode, Mode::Dr | Mode::FullNat)
-                    })
-                    .map(|d| {
-                        let _ = std::fs::create_dir_all(d);
-                        d.join(format!("perf-{}-{flows}.data", mode.name()))
-                    });
-                let m = run::ironvs(&bin, &dir, &case, &files, o.timing, perf.as_deref());
+                let m = run::ironvs(&bin, &dir, &case, &files, o.timing, None);
                 let what = match load {
                     Load::Reply => format!("ironvs {} reply", mode.name()),
                     _ => format!("ironvs {}", mode.name()),
@@ -237,6 +282,10 @@ fn main() {
             r.what,
             flows_label(r.flows)
         );
+    }
+
+    if let (Some(d), Some(flows)) = (&o.perf, perf_flows) {
+        profile(&bin, &dir, d, flows, o.timing);
     }
 
     let mut newconn = None;

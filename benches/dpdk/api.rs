@@ -101,7 +101,7 @@ pub fn sample(addr: SocketAddr) -> Result<Sample, String> {
         }
     }
     for svc in v["services"].as_array().into_iter().flatten() {
-        s.new_conns += n(&svc["counters"]["conns"]);
+        s.new_conns += n(&svc["stats"]["conns"]);
     }
     s.entries = n(&v["conn_table"]["entries"]);
     Ok(s)

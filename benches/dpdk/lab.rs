@@ -27,8 +27,9 @@ pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
 pub const RS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 11);
 /// Local ports per local address (FullNAT's default range 1024..=65535).
 const PORTS_PER_LIP: u32 = 65535 - 1024 + 1;
-/// Bytes one mbuf takes in the pool: 2176 data room + 128 header + 64 pool header, rounded.
-const MBUF_BYTES: u64 = 2432;
+/// Bytes one mbuf takes in the pool: with `--no-huge` the pages are 4 KiB and a mempool object
+/// (2176 data room + 128 header + pool header) may not cross a page, so one page each.
+const MBUF_BYTES: u64 = 4096;
 
 /// Forwarding mode under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +118,7 @@ impl Case {
 
     /// EAL `-m` in MiB for that pool (the same for both programs).
     pub fn mem_mb(&self) -> u64 {
-        u64::from(self.mbufs()) * MBUF_BYTES / (1 << 20) + 512
+        u64::from(self.mbufs()) * MBUF_BYTES / (1 << 20) + 1024
     }
 }
 

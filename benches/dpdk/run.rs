@@ -100,7 +100,7 @@ pub fn ironvs(
         .stderr(log)
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-    let r = measure_ironvs(api, case, t, perf);
+    let r = measure_ironvs(api, case, t, perf.map(|p| (p, child.id())));
     stop(&mut child);
     r.map_err(|e| format!("{e} (log: {}/ironvs-{tag}.log)", dir.display()))
 }
@@ -109,7 +109,7 @@ fn measure_ironvs(
     api: SocketAddr,
     case: &Case,
     t: Timing,
-    perf: Option<&Path>,
+    perf: Option<(&Path, u32)>,
 ) -> Result<Measure, String> {
     api::wait_up(api, Duration::from_secs(120))?;
     // The SYN pass: every SYN read and every connection in the table.
@@ -134,7 +134,7 @@ fn measure_ironvs(
         return measure_new_conns(api, case, t);
     }
     std::thread::sleep(t.warmup);
-    let recorder = perf.map(|p| record(p, t.window));
+    let recorder = perf.map(|(p, pid)| record(p, pid, t.window));
     let s0 = api::sample(api)?;
     std::thread::sleep(t.window);
     let s1 = api::sample(api)?;
@@ -223,9 +223,10 @@ fn measure_new_conns(api: SocketAddr, case: &Case, t: Timing) -> Result<Measure,
     Ok(m)
 }
 
-fn record(out: &Path, window: Duration) -> Result<(), String> {
+/// Records the daemon's threads (only its process: other DPDK programs may share the CPU).
+fn record(out: &Path, pid: u32, window: Duration) -> Result<(), String> {
     let st = Command::new("perf")
-        .args(["record", "-q", "-g", "-C", "1", "-o"])
+        .args(["record", "-q", "-p", &pid.to_string(), "-o"])
         .arg(out)
         .args(["--", "sleep"])
         .arg(format!("{:.3}", window.as_secs_f64()))
