@@ -331,7 +331,7 @@ fn main() {
         for n in [1u32 << 20, 10 << 20] {
             let f = mem::measure(n);
             println!(
-                "| {} | {} | {:.1} | {:.1} | {:.0} |",
+                "| {} | {} | {:.2} | {:.2} | {:.0} |",
                 flows_label(n),
                 f.inserted,
                 f.table_bytes_per_conn,
@@ -389,7 +389,7 @@ fn main() {
     );
     for f in &mems {
         println!(
-            "- memory at {} connections ≤ 128 bytes/conn: {:.1} table, {:.1} RSS ({})",
+            "- memory at {} connections ≤ 128 bytes/conn: {:.2} table, {:.2} RSS ({})",
             flows_label(f.conns),
             f.table_bytes_per_conn,
             f.rss_bytes_per_conn,

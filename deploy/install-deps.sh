@@ -10,6 +10,7 @@ APT_PACKAGES=(
   iproute2 iputils-ping ethtool tcpdump curl python3
   # control-plane tests: promtool checks the /metrics exposition
   prometheus
+  dpdk-dev linux-perf  # benches/dpdk_fwd.rs: the dpdk-testpmd baseline and perf profiles
 )
 
 missing=()

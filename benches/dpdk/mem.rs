@@ -16,7 +16,9 @@ pub struct MemFigure {
     pub conns: u32,
     /// Connections the table accepted.
     pub inserted: u32,
-    /// `memory_bytes() / conns`.
+    /// Bytes each entry adds (`ConnTable::bytes_per_conn`: slab entry + its share of the index).
+    pub entry_bytes: usize,
+    /// `memory_bytes() / conns` (adds the fixed expiry wheel and load counts).
     pub table_bytes_per_conn: f64,
     /// Resident-set growth / conns.
     pub rss_bytes_per_conn: f64,
@@ -70,6 +72,7 @@ pub fn measure(n: u32) -> MemFigure {
     let fig = MemFigure {
         conns: n,
         inserted,
+        entry_bytes: t.bytes_per_conn(),
         table_bytes_per_conn: t.memory_bytes() as f64 / f64::from(n),
         rss_bytes_per_conn: after.saturating_sub(before) as f64 / f64::from(n),
         inserts_per_sec: f64::from(inserted) / secs,
