@@ -11,6 +11,7 @@ APT_PACKAGES=(
   # control-plane tests: promtool checks the /metrics exposition
   prometheus
   haproxy nginx libnginx-mod-stream  # benches/peers: the L4 proxies ironvs is compared with
+  dpdk-dev linux-perf  # benches/dpdk_fwd.rs: the dpdk-testpmd baseline and perf profiles
 )
 
 missing=()

@@ -70,6 +70,54 @@ pub struct Config {
     /// Virtual services applied at start when there is no saved state.
     #[serde(default, rename = "service")]
     pub services: Vec<ServiceSection>,
+    /// Static neighbours: next hops whose MAC is configured, never resolved with ARP/NDP.
+    #[serde(default, rename = "neighbour")]
+    pub neighbours: Vec<NeighbourSection>,
+}
+
+/// `[[neighbour]]`: a permanent neighbour entry, like `ip neigh add … nud permanent`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighbourSection {
+    /// Name of the data port it is reached through.
+    pub port: String,
+    /// Its IPv4 or IPv6 address.
+    pub address: IpAddr,
+    /// Its MAC, `02:00:00:00:00:0b`.
+    pub mac: Mac,
+}
+
+/// A unicast MAC address written as six colon-separated hex bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mac(pub dataplane::wire::MacAddr);
+
+impl FromStr for Mac {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("`{s}` is not a MAC address like 02:00:00:00:00:0b");
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for b in &mut out {
+            let p = parts.next().filter(|p| p.len() == 2).ok_or_else(bad)?;
+            *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+        }
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        if out[0] & 1 != 0 || out == [0; 6] {
+            return Err(format!(
+                "`{s}` is a group or all-zero MAC; a neighbour needs a unicast one"
+            ));
+        }
+        Ok(Mac(dataplane::wire::MacAddr(out)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Mac {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// `[dataplane]`: per-worker table sizes, fixed at start.
@@ -540,7 +588,26 @@ impl Config {
                 }
             }
         }
+        for n in &self.neighbours {
+            if !self.ports.iter().any(|p| p.name == n.port) {
+                return Err(format!(
+                    "[[neighbour]] {}: no [[port]] is named `{}`",
+                    n.address, n.port
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The static neighbours as (port index, address, MAC); port names were checked at load.
+    pub fn static_neighbours(&self) -> Vec<(u16, dataplane::flow::Addr, dataplane::wire::MacAddr)> {
+        self.neighbours
+            .iter()
+            .filter_map(|n| {
+                let port = self.ports.iter().position(|p| p.name == n.port)?;
+                Some((port as u16, dataplane::flow::Addr::from(n.address), n.mac.0))
+            })
+            .collect()
     }
 
     /// The lcore layout as an EAL `--lcores` value: lcore 0 on the main CPU, workers 1..=n on theirs.
@@ -696,6 +763,43 @@ mode = "nat"
         let bad = text.replace("scheduler = \"wrr\"", "scheduler = \"wrrr\"");
         let err = Config::parse(&bad, "t").unwrap_err().to_string();
         assert!(err.contains("line 29") && err.contains("wrr"), "{err}");
+    }
+
+    #[test]
+    fn test_static_neighbours() {
+        let text = format!(
+            "{GOOD}\n[[port]]\nname = \"dp1\"\ndevice = \"net_null0\"\n\n[[neighbour]]\nport = \"dp1\"\naddress = \"10.0.0.11\"\nmac = \"02:00:00:00:00:0B\"\n\n[[neighbour]]\nport = \"dp0\"\naddress = \"2001:db8::11\"\nmac = \"52:54:00:12:34:56\"\n"
+        );
+        let c = Config::parse(&text, "t").unwrap();
+        use dataplane::flow::Addr;
+        use dataplane::wire::MacAddr;
+        assert_eq!(
+            c.static_neighbours(),
+            vec![
+                (1, Addr::v4([10, 0, 0, 11]), MacAddr([2, 0, 0, 0, 0, 0x0b])),
+                (
+                    0,
+                    Addr::from("2001:db8::11".parse::<IpAddr>().unwrap()),
+                    MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x56])
+                ),
+            ]
+        );
+        let err = Config::parse(&text.replace("port = \"dp1\"", "port = \"dp9\""), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no [[port]] is named `dp9`"), "{err}");
+        for (bad, why) in [
+            ("02:00:00:00:0b", "not a MAC"),
+            ("02:00:00:00:00:0b:01", "not a MAC"),
+            ("02:00:00:00:00:zz", "not a MAC"),
+            ("01:00:5e:00:00:01", "unicast"),
+            ("00:00:00:00:00:00", "unicast"),
+        ] {
+            let err = Config::parse(&text.replace("02:00:00:00:00:0B", bad), "t")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why) && err.contains("line 21"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -10,7 +10,6 @@ use control_api::{ControlPlane, Options};
 use dataplane::conn::ConnTableConfig;
 use dataplane::fwd::{DropReason, Forwarder, ForwarderConfig, PortRange, RssTarget};
 use dataplane::model::LocalAddr;
-use dataplane::neigh::{NeighCache, NeighConfig};
 use dataplane::rss::{RetaMap, Toeplitz};
 use dpdk_bindings::{Eal, EalError, LaunchHandle, Mempool, Port, Ring, RingFlags};
 use log::{error, info, warn};
@@ -137,6 +136,8 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), DaemonError> {
         }
     }
 
+    let statics = cfg.static_neighbours();
+    let ready = Arc::new(AtomicBool::new(false));
     let mut handles: Vec<LaunchHandle> = Vec::with_capacity(n);
     let mut views = Vec::with_capacity(n);
     let mut finished = Vec::with_capacity(n);
@@ -181,8 +182,9 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), DaemonError> {
             pool: pool.clone(),
             counters,
             fwd,
-            neigh: NeighCache::new(NeighConfig::default()),
+            neigh: crate::worker::neigh_cache(&statics),
             stop: Arc::clone(&stop),
+            ready: Arc::clone(&ready),
         };
         let done = Arc::new(AtomicBool::new(false));
         finished.push(Arc::clone(&done));
@@ -223,6 +225,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), DaemonError> {
             Ok(c) => {
                 info!("REST API on http://{}", c.local_addr());
                 control = Some(c);
+                ready.store(true, Ordering::Release);
             }
             Err(e) => {
                 failure = Some(e);

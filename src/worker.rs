@@ -2,6 +2,8 @@
 //! kernel (exception-path) interface, its own forwarder (connection table, schedulers, counters)
 //! and its own neighbour cache. Per loop: install a new configuration if one was published,
 //! read its inboxes, receive bursts, forward, transmit, and every millisecond run the timers.
+//! Data ports are not polled before the daemon says the initial configuration is in place
+//! (`ready`), so no VIP packet is treated as "not ours" in the first milliseconds after a start.
 //!
 //! Nothing here takes a lock or allocates per packet; everything it writes is its own, except
 //! the inboxes of other workers (lock-free queues) and the software-steering rings.
@@ -14,7 +16,7 @@ use dataplane::buf::PacketBuf;
 use dataplane::flow::Addr;
 use dataplane::fwd::{DropReason, Forwarder, Route, Topology, Verdict};
 use dataplane::host::{self, HostVerdict};
-use dataplane::neigh::{self, Lookup, NeighCache, Request as NeighRequest};
+use dataplane::neigh::{self, Lookup, NeighCache, NeighConfig, Request as NeighRequest};
 use dataplane::route::RouteTable;
 use dataplane::rss::{RetaMap, Toeplitz};
 use dataplane::stats::{Counter, Gauge};
@@ -187,6 +189,20 @@ pub struct Worker {
     pub neigh: NeighCache<Mbuf>,
     /// Set to stop.
     pub stop: Arc<AtomicBool>,
+    /// Set once the initial configuration (the configuration file's or the saved services) is
+    /// published; data ports are polled only from then on.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// A worker's neighbour cache holding the configured static neighbours (port index, IP, MAC).
+pub fn neigh_cache(statics: &[(u16, Addr, MacAddr)]) -> NeighCache<Mbuf> {
+    let mut cache = NeighCache::new(NeighConfig::default());
+    for &(port, ip, mac) in statics {
+        if let Err(e) = cache.add_static(port, ip, mac) {
+            log::warn!("static neighbour {ip:?} on port {port} not added: {e:?}");
+        }
+    }
+    cache
 }
 
 /// Routing and neighbour lookups for the forwarder, over this worker's view.
@@ -244,6 +260,7 @@ impl Worker {
         let mut rx: MbufBurst<BURST> = MbufBurst::default();
         let mut installed = 0u64;
         let mut next_timer = 0u64;
+        let mut ready = false;
         let q = QueueId(self.index);
         while !self.stop.load(Ordering::Relaxed) {
             let now = clock.now_ms();
@@ -258,8 +275,11 @@ impl Worker {
                 shared.acks[usize::from(self.index)].store(installed, Ordering::Release);
             }
             self.read_inboxes(inbox, snap, &mut b, now);
+            if !ready {
+                ready = self.ready.load(Ordering::Acquire);
+            }
 
-            for pi in 0..n {
+            for pi in (0..n).filter(|_| ready) {
                 let got = self.ports[pi].port.rx_burst(q, &mut rx);
                 if got > 0 {
                     self.counters.rx.add(got as u64);

@@ -18,6 +18,9 @@
 //! solicited replies. [`NeighCache::learn`] updates existing entries only (Linux's `arp_accept=0`),
 //! so broadcast chatter on a large segment cannot fill the table.
 //!
+//! PERMANENT entries ([`NeighCache::add_static`], Linux `ip neigh add … nud permanent`) sit
+//! outside the diagram: always known, no timer, and [`NeighCache::learn`] leaves them alone.
+//!
 //! The cache is owned by one worker core: capacity is fixed at construction and no method used
 //! per packet or per timer tick allocates, locks or panics. Timers cost nothing until the
 //! earliest deadline: [`NeighCache::poll`] returns at once before it.
@@ -26,7 +29,7 @@ use std::sync::Arc;
 
 use super::hold::{Released, Ring};
 use super::index::Index;
-use super::types::{Lookup, NeighConfig, NeighEntry, NeighState, NeighStats, Request};
+use super::types::{Lookup, NeighConfig, NeighEntry, NeighState, NeighStats, Request, StaticError};
 use crate::flow::Addr;
 use crate::wire::MacAddr;
 
@@ -125,6 +128,7 @@ impl<B, const H: usize> NeighCache<B, H> {
             };
             e.src = src;
             return match e.state {
+                NeighState::Permanent => Lookup::Known(e.mac),
                 NeighState::Incomplete => Lookup::Pending,
                 NeighState::Probe => Lookup::Known(e.mac),
                 NeighState::Reachable if now_ms < e.deadline => Lookup::Known(e.mac),
@@ -162,6 +166,44 @@ impl<B, const H: usize> NeighCache<B, H> {
         Lookup::Pending
     }
 
+    /// Adds (or turns an existing entry into) a permanent entry: `ip` on `port` is at `mac` until
+    /// [`NeighCache::remove`]d. It never expires, is never probed and learning does not change it;
+    /// packets an existing entry held are dropped. Meant for configuration time, not per packet.
+    pub fn add_static(&mut self, port: u16, ip: Addr, mac: MacAddr) -> Result<(), StaticError> {
+        if mac.is_multicast() || mac == MacAddr::ZERO {
+            return Err(StaticError::BadMac);
+        }
+        if let Some((_, pos)) = self.find(port, &ip) {
+            if let Some(e) = self.entries.get_mut(pos) {
+                while e.hold.pop().is_some() {}
+                e.mac = mac;
+                e.state = NeighState::Permanent;
+                e.probes = 0;
+                e.deadline = u64::MAX;
+            }
+            return Ok(());
+        }
+        if self.entries.len() >= self.cfg.capacity {
+            self.stats.table_full.inc();
+            return Err(StaticError::Full);
+        }
+        let pos = self.entries.len();
+        self.entries.push(Entry {
+            port,
+            ip,
+            src: Addr::UNSPECIFIED,
+            mac,
+            state: NeighState::Permanent,
+            probes: 0,
+            deadline: u64::MAX,
+            updated_ms: 0,
+            hold: Ring::new(),
+        });
+        self.index.insert(key_hash(port, &ip), pos as u32);
+        self.stats.entries.set(self.entries.len() as u64);
+        Ok(())
+    }
+
     /// Queues `buf` until `ip` on `port` resolves. `Err` hands back a buffer for the caller to
     /// free: the oldest held one when the queue was full, or `buf` itself when nothing is pending.
     #[inline]
@@ -197,6 +239,13 @@ impl<B, const H: usize> NeighCache<B, H> {
         let Some((_, pos)) = self.find(port, ip) else {
             return Released { ring: None };
         };
+        if self
+            .entries
+            .get(pos)
+            .is_some_and(|e| e.state == NeighState::Permanent)
+        {
+            return Released { ring: None };
+        }
         let deadline = now_ms.saturating_add(self.cfg.reachable_ms);
         self.next_timer = self.next_timer.min(deadline);
         self.stats.learned.inc();
@@ -251,6 +300,10 @@ impl<B, const H: usize> NeighCache<B, H> {
                         false
                     }
                     NeighState::Stale => true,
+                    NeighState::Permanent => {
+                        e.deadline = u64::MAX;
+                        false
+                    }
                 };
                 if remove {
                     // The entry moved into `pos` (if any) is examined next.
@@ -523,6 +576,60 @@ mod tests {
         assert!(c.remove(0, &ip(1)));
         assert!(!c.remove(0, &ip(1)));
         assert_eq!(c.resolve(0, ip(2), src(), 0), Lookup::Pending);
+        assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn test_static_entry_never_expires_probes_or_changes() {
+        let mut c = cache();
+        assert_eq!(c.add_static(1, ip(20), MAC), Ok(()));
+        assert_eq!(c.get(1, &ip(20)), Some(MAC));
+        assert_eq!(c.get(0, &ip(20)), None, "other port");
+        assert_eq!(c.resolve(1, ip(20), src(), 0), Lookup::Known(MAC));
+        // Far past every timer: no request, no removal, still known.
+        for t in [0, 30_000, 90_000, 1_000_000_000] {
+            assert_eq!(poll(&mut c, t), (vec![], vec![]));
+            assert_eq!(c.resolve(1, ip(20), src(), t), Lookup::Known(MAC));
+        }
+        // What the wire says does not override the operator.
+        assert_eq!(c.learn(1, &ip(20), MAC2, 5).count(), 0);
+        assert_eq!(c.get(1, &ip(20)), Some(MAC));
+        assert_eq!(state(&c, ip(20)), Some(NeighState::Permanent));
+        assert_eq!(c.hold(1, &ip(20), 3), Err(3));
+        let s = c.stats();
+        assert_eq!((s.requests_sent.get(), s.learned.get()), (0, 0));
+        assert_eq!((s.failures.get(), s.entries.get()), (0, 1));
+        assert!(c.remove(1, &ip(20)));
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn test_static_entry_replaces_pending_and_refuses_bad_input() {
+        let mut c: NeighCache<u32> = NeighCache::new(NeighConfig {
+            capacity: 2,
+            ..NeighConfig::default()
+        });
+        assert_eq!(c.resolve(0, ip(10), src(), 0), Lookup::Pending);
+        c.hold(0, &ip(10), 1).unwrap();
+        assert_eq!(c.add_static(0, ip(10), MAC), Ok(()));
+        assert_eq!(c.iter().next().unwrap().held, 0);
+        assert_eq!(c.resolve(0, ip(10), src(), 1), Lookup::Known(MAC));
+        // The pending entry's request time has passed: still no request.
+        assert_eq!(poll(&mut c, 10_000), (vec![], vec![]));
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            c.add_static(0, ip(11), MacAddr::BROADCAST),
+            Err(StaticError::BadMac)
+        );
+        assert_eq!(
+            c.add_static(0, ip(11), MacAddr::ZERO),
+            Err(StaticError::BadMac)
+        );
+        assert_eq!(c.add_static(0, ip(11), MAC2), Ok(()));
+        assert_eq!(c.add_static(0, ip(12), MAC2), Err(StaticError::Full));
+        // Re-adding an existing one updates its MAC without needing room.
+        assert_eq!(c.add_static(0, ip(11), MAC), Ok(()));
+        assert_eq!(c.get(0, &ip(11)), Some(MAC));
         assert_eq!(c.len(), 2);
     }
 

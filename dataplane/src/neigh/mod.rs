@@ -7,6 +7,8 @@
 //! [`NeighCache::learn`], which releases the held packets. Every few milliseconds it calls
 //! [`NeighCache::poll`], and [`emit`] builds the requests that asks for, as well as the
 //! gratuitous ARP / unsolicited NA announcements of the director's addresses and VIPs.
+//! Operator-configured neighbours ([`NeighCache::add_static`]) are permanent: never expired,
+//! never probed, never overwritten by what the wire says.
 
 mod cache;
 pub mod emit;
@@ -18,4 +20,4 @@ mod types;
 pub use cache::NeighCache;
 pub use hold::Released;
 pub use observe::{observe, observe_frame};
-pub use types::{Lookup, NeighConfig, NeighEntry, NeighState, NeighStats, Request};
+pub use types::{Lookup, NeighConfig, NeighEntry, NeighState, NeighStats, Request, StaticError};

@@ -42,6 +42,17 @@ pub enum NeighState {
     Stale,
     /// Used while stale: unicast requests are refreshing it.
     Probe,
+    /// Configured by the operator: never expires, never probed, not changed by ARP/NDP.
+    Permanent,
+}
+
+/// Why [`super::NeighCache::add_static`] refused an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaticError {
+    /// The cache has no free entry.
+    Full,
+    /// The MAC is all-zero or a group (multicast/broadcast) address.
+    BadMac,
 }
 
 /// The answer of [`super::NeighCache::resolve`].

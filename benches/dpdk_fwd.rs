@@ -1,0 +1,414 @@
+//! Forwarding benchmark of the real `ironvs` daemon against `dpdk-testpmd` on the same virtual
+//! ports, cores and mbuf pool (see `benches/dpdk/lab.rs` for the lab), plus the connection
+//! set-up rate and the memory per connection. One command:
+//!
+//! ```text
+//! cargo bench --bench dpdk_fwd            # everything, ~6 minutes on 2 cores
+//! cargo bench --bench dpdk_fwd -- --quick # 1k and 64k flows only
+//! ```
+//!
+//! Options: `--flows 1024,65536`, `--modes dr,tun,nat,fullnat`, `--window-ms 2000`,
+//! `--warmup-ms 500`, `--no-fwd`, `--no-testpmd`, `--no-newconns`, `--no-mem`, `--perf DIR` (records the
+//! worker CPU with `perf` during the DR and FullNAT windows at the middle flow count),
+//! `--keep` (keeps pcaps, configs and logs). `IRONVS_BIN` overrides the daemon binary (default:
+//! the one cargo built for this bench, with the release profile).
+//!
+//! Rates are packets the sink port transmitted in a fixed window after a warm-up, divided by the
+//! window, read from the daemon's REST API or testpmd's `show port stats`. Every figure comes
+//! from this one run; nothing here asserts a time.
+
+#[path = "dpdk/api.rs"]
+mod api;
+#[path = "dpdk/lab.rs"]
+mod lab;
+#[path = "dpdk/mem.rs"]
+mod mem;
+#[path = "dpdk/pcap.rs"]
+mod pcap;
+#[path = "dpdk/run.rs"]
+mod run;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use lab::{Case, Load, Mode};
+use run::{Measure, Timing};
+
+struct Opts {
+    flows: Vec<u32>,
+    modes: Vec<Mode>,
+    timing: Timing,
+    testpmd: bool,
+    newconns: bool,
+    mem: bool,
+    perf: Option<PathBuf>,
+    keep: bool,
+}
+
+fn parse_opts() -> Opts {
+    let mut o = Opts {
+        flows: vec![1 << 10, 1 << 16, 1 << 20],
+        modes: vec![Mode::Dr, Mode::Tun, Mode::Nat, Mode::FullNat],
+        timing: Timing {
+            warmup: Duration::from_millis(500),
+            window: Duration::from_millis(2000),
+        },
+        testpmd: true,
+        newconns: true,
+        mem: true,
+        perf: None,
+        keep: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
+        match a.as_str() {
+            "--bench" => {}
+            "--quick" => o.flows = vec![1 << 10, 1 << 16],
+            "--flows" => {
+                o.flows = val()
+                    .split(',')
+                    .map(|v| v.parse().expect("--flows: numbers"))
+                    .collect()
+            }
+            "--modes" => {
+                o.modes = val()
+                    .split(',')
+                    .map(|m| match m {
+                        "dr" => Mode::Dr,
+                        "tun" => Mode::Tun,
+                        "nat" => Mode::Nat,
+                        "fullnat" => Mode::FullNat,
+                        _ => panic!("--modes: dr, tun, nat, fullnat"),
+                    })
+                    .collect()
+            }
+            "--window-ms" => {
+                o.timing.window = Duration::from_millis(val().parse().expect("--window-ms"))
+            }
+            "--warmup-ms" => {
+                o.timing.warmup = Duration::from_millis(val().parse().expect("--warmup-ms"))
+            }
+            "--no-testpmd" => o.testpmd = false,
+            "--no-fwd" => o.flows.clear(),
+            "--no-newconns" => o.newconns = false,
+            "--no-mem" => o.mem = false,
+            "--perf" => o.perf = Some(PathBuf::from(val())),
+            "--keep" => o.keep = true,
+            other => panic!("unknown option {other}"),
+        }
+    }
+    o
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{model}, {cores} cores available")
+}
+
+/// One line of the forwarding table.
+struct Row {
+    what: String,
+    flows: u32,
+    m: Result<Measure, String>,
+    base: Option<f64>,
+}
+
+fn flows_label(n: u32) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{}M", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{}k", n >> 10),
+        n => n.to_string(),
+    }
+}
+
+/// Extra runs of DR and FullNAT under `perf record` (not in the table: perf costs cycles), and
+/// the worker thread's hottest symbols.
+fn profile(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    out: &std::path::Path,
+    flows: u32,
+    t: Timing,
+) {
+    let _ = std::fs::create_dir_all(out);
+    println!();
+    println!("## Profile (perf record of the daemon during the window, worker thread)");
+    for mode in [Mode::Dr, Mode::FullNat] {
+        let case = Case {
+            mode,
+            flows,
+            load: Load::Forward,
+        };
+        let files = lab::write_pcaps(dir, &case).expect("pcaps");
+        let data = out.join(format!("perf-{}-{flows}.data", mode.name()));
+        let m = run::ironvs(bin, dir, &case, &files, t, Some(&data));
+        std::thread::sleep(Duration::from_millis(500));
+        println!();
+        println!(
+            "{} {} flows ({:.3} Mpps under perf), {}:",
+            mode.name(),
+            flows_label(flows),
+            m.as_ref().map_or(0.0, Measure::mpps),
+            data.display()
+        );
+        let rep = std::process::Command::new("perf")
+            .args(["report", "--no-children", "--comms", "rte-worker-1"])
+            .args([
+                "--percentage",
+                "relative",
+                "--sort",
+                "dso,symbol",
+                "-g",
+                "none",
+            ])
+            .args(["--stdio", "--percent-limit", "1", "-i"])
+            .arg(&data)
+            .output();
+        match rep {
+            Ok(o) => {
+                for l in String::from_utf8_lossy(&o.stdout).lines() {
+                    if l.contains('%') && !l.starts_with('#') {
+                        println!("    {}", l.trim_end());
+                    }
+                }
+            }
+            Err(e) => println!("    perf report: {e}"),
+        }
+    }
+}
+
+fn main() {
+    let o = parse_opts();
+    let bin = std::env::var_os("IRONVS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ironvs")));
+    let dir = std::env::temp_dir().join(format!("ironvs-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    let started = Instant::now();
+    println!("# IronVS forwarding benchmark");
+    println!("machine: {}", machine());
+    println!("daemon: {}", bin.display());
+    println!(
+        "window {} ms after {} ms warm-up; scratch {}",
+        o.timing.window.as_millis(),
+        o.timing.warmup.as_millis(),
+        dir.display()
+    );
+    let check = pcap::frame(
+        &pcap::Segment {
+            src: pcap::client(0).0,
+            dst: lab::VIP,
+            sport: 1024,
+            dport: 80,
+            flags: pcap::ACK,
+            seq: 1,
+            ack: 1,
+        },
+        true,
+        1,
+    );
+    pcap::verify(&check).expect("generated frames verify with etherparse");
+
+    let mut rows: Vec<Row> = Vec::new();
+    let perf_flows = o.flows.get(o.flows.len() / 2).copied();
+    for &flows in &o.flows {
+        let mut base = None;
+        if o.testpmd {
+            let case = Case {
+                mode: Mode::Dr,
+                flows,
+                load: Load::Forward,
+            };
+            let files = lab::write_pcaps(&dir, &case).expect("pcaps");
+            let m = run::testpmd(&dir, &case, &files, "io", o.timing);
+            base = m.as_ref().ok().map(Measure::mpps);
+            eprintln!("testpmd io {flows}: {:?}", m.as_ref().map(Measure::mpps));
+            rows.push(Row {
+                what: "testpmd io".into(),
+                flows,
+                m,
+                base: None,
+            });
+        }
+        for &mode in &o.modes {
+            let loads: &[Load] = match mode {
+                Mode::Nat | Mode::FullNat => &[Load::Forward, Load::Reply],
+                _ => &[Load::Forward],
+            };
+            for &load in loads {
+                let case = Case { mode, flows, load };
+                let files = lab::write_pcaps(&dir, &case).expect("pcaps");
+                let m = run::ironvs(&bin, &dir, &case, &files, o.timing, None);
+                let what = match load {
+                    Load::Reply => format!("ironvs {} reply", mode.name()),
+                    _ => format!("ironvs {}", mode.name()),
+                };
+                eprintln!("{what} {flows}: {:?}", m.as_ref().map(Measure::mpps));
+                rows.push(Row {
+                    what,
+                    flows,
+                    m,
+                    base,
+                });
+            }
+        }
+    }
+
+    println!();
+    println!("## Forwarding (64-byte TCP, one worker)");
+    println!();
+    println!("| mode | flows | Mpps | × testpmd io | notes |");
+    println!("|---|---|---|---|---|");
+    for r in &rows {
+        let (mpps, ratio, notes) = match &r.m {
+            Ok(m) => (
+                format!("{:.3}", m.mpps()),
+                r.base
+                    .map(|b| format!("{:.2}", m.mpps() / b))
+                    .unwrap_or_else(|| "—".into()),
+                m.notes.join("; "),
+            ),
+            Err(e) => ("failed".into(), "—".into(), e.clone()),
+        };
+        println!(
+            "| {} | {} | {mpps} | {ratio} | {notes} |",
+            r.what,
+            flows_label(r.flows)
+        );
+    }
+
+    if let (Some(d), Some(flows)) = (&o.perf, perf_flows) {
+        profile(&bin, &dir, d, flows, o.timing);
+    }
+
+    let mut newconn = None;
+    if o.newconns {
+        let case = Case {
+            mode: Mode::FullNat,
+            flows: 1 << 20,
+            load: Load::NewConns,
+        };
+        let files = lab::write_pcaps(&dir, &case).expect("pcaps");
+        let m = run::ironvs(&bin, &dir, &case, &files, o.timing, None);
+        println!();
+        println!("## New connections (FullNAT SYNs of distinct tuples, one worker)");
+        println!();
+        match &m {
+            Ok(m) => {
+                let rate = m.new_conns as f64 / m.secs;
+                println!(
+                    "{:.0} conns/s ({} connections in {:.0} ms; SYNs forwarded {:.3} Mpps){}",
+                    rate,
+                    m.new_conns,
+                    m.secs * 1e3,
+                    m.mpps(),
+                    if m.notes.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {}", m.notes.join("; "))
+                    }
+                );
+                newconn = Some(rate);
+            }
+            Err(e) => println!("failed: {e}"),
+        }
+    }
+
+    let mut mems = Vec::new();
+    if o.mem {
+        println!();
+        println!("## Memory per connection (FullNAT entries, table capacity = connections)");
+        println!();
+        println!(
+            "| connections | inserted | bytes/entry | table bytes/conn | RSS bytes/conn | inserts/s |"
+        );
+        println!("|---|---|---|---|---|---|");
+        for n in [1u32 << 20, 10 << 20] {
+            let f = mem::measure(n);
+            println!(
+                "| {} | {} | {} | {:.2} | {:.2} | {:.0} |",
+                flows_label(n),
+                f.inserted,
+                f.entry_bytes,
+                f.table_bytes_per_conn,
+                f.rss_bytes_per_conn,
+                f.inserts_per_sec
+            );
+            mems.push(f);
+        }
+    }
+
+    println!();
+    println!("## Targets");
+    println!();
+    let ratio = |mode: &str, flows: u32| {
+        rows.iter()
+            .find(|r| r.what == mode && r.flows == flows)
+            .and_then(|r| Some(r.m.as_ref().ok()?.mpps() / r.base?))
+    };
+    let verdict = |ok: Option<bool>| match ok {
+        Some(true) => "met",
+        Some(false) => "MISSED",
+        None => "not measured",
+    };
+    for (what, mode, flows, want) in [
+        (
+            "DR at 64k flows ≥ 0.80 × testpmd io",
+            "ironvs dr",
+            1 << 16,
+            0.80,
+        ),
+        (
+            "FullNAT at 64k flows ≥ 0.60 × testpmd io",
+            "ironvs fullnat",
+            1 << 16,
+            0.60,
+        ),
+        (
+            "DR at 1M flows ≥ 0.50 × testpmd io",
+            "ironvs dr",
+            1 << 20,
+            0.50,
+        ),
+    ] {
+        let r = ratio(mode, flows);
+        println!(
+            "- {what}: {} ({})",
+            r.map_or("—".into(), |r| format!("{r:.2}")),
+            verdict(r.map(|r| r >= want))
+        );
+    }
+    println!(
+        "- new connections ≥ 2,000,000/s: {} ({})",
+        newconn.map_or("—".into(), |r| format!("{r:.0}")),
+        verdict(newconn.map(|r| r >= 2e6))
+    );
+    for f in &mems {
+        println!(
+            "- memory at {} connections ≤ 128 bytes/conn: {} per entry; {:.2} table, {:.2} RSS with the fixed part ({})",
+            flows_label(f.conns),
+            f.entry_bytes,
+            f.table_bytes_per_conn,
+            f.rss_bytes_per_conn,
+            verdict(Some(f.entry_bytes <= 128))
+        );
+    }
+    println!();
+    println!("total wall time {:.0} s", started.elapsed().as_secs_f64());
+    if !o.keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    for p in [
+        format!("/var/run/dpdk/ivsbench{}", std::process::id()),
+        format!("/var/run/dpdk/tpbench{}", std::process::id()),
+    ] {
+        let _ = std::fs::remove_dir_all(p);
+    }
+}
