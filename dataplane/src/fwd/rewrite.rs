@@ -84,6 +84,9 @@ pub(super) fn l4_word(c: u16, udp: bool, old: u16, new: u16) -> u16 {
 /// Rewrites source and/or destination address:port of a TCP/UDP packet, updating the IPv4
 /// header checksum and the L4 checksum incrementally, and decrements the TTL/hop limit when
 /// `route` is set. Ports of a later fragment (no L4 header) are left alone.
+///
+/// The changes are summed as RFC 1624 deltas and each checksum is folded once at the end, which
+/// gives the same bits as updating it change by change ([`checksum::apply_delta`]).
 #[inline]
 pub(super) fn nat(
     frame: &mut [u8],
@@ -100,53 +103,90 @@ pub(super) fn nat(
     } else {
         l4_csum_field(pf.proto)
     };
+    let ip_end = l3 + if v4 { 20 } else { 40 };
     let need = match field {
-        Some((off, _)) => l4 + off + 2,
-        None => l3 + if v4 { 20 } else { 40 },
+        Some((off, _)) => (l4 + off + 2).max(ip_end),
+        None => ip_end,
     };
     if frame.len() < need {
         return false;
     }
-    let udp = field.is_some_and(|f| f.1);
-    let mut l4c = field.map(|(off, _)| get16(frame, l4 + off));
-    let mut ipc = if v4 { get16(frame, l3 + 10) } else { 0 };
-    let legs = [
-        (src, pf.src, src_off(v4), 0usize),
-        (dst, pf.dst, dst_off(v4), 2),
-    ];
-    for (new, old_addr, aoff, poff) in legs {
-        let Some((addr, port)) = new else { continue };
-        if addr != old_addr {
-            put_addr(frame, l3 + aoff, v4, &addr);
-            if v4 {
-                ipc = checksum::update_addr4(ipc, old_addr.v4_octets(), addr.v4_octets());
-            }
-            l4c = l4c.map(|c| l4_addr(c, udp, &old_addr, &addr));
-        }
-        if field.is_some() {
-            let old_port = get16(frame, l4 + poff);
-            if old_port != port {
-                set16(frame, l4 + poff, port);
-                l4c = l4c.map(|c| l4_word(c, udp, old_port, port));
-            }
-        }
+    let ports = field.is_some();
+    // Deltas for the IPv4 header checksum (addresses, TTL) and the L4 one (addresses, ports).
+    let mut ip_d = 0u64;
+    let mut l4_d = 0u64;
+    if let Some(new) = src {
+        l4_d += leg(
+            frame,
+            v4,
+            l3 + src_off(v4),
+            ports.then_some(l4),
+            &pf.src,
+            new,
+            &mut ip_d,
+        );
+    }
+    if let Some(new) = dst {
+        let poff = ports.then_some(l4 + 2);
+        l4_d += leg(frame, v4, l3 + dst_off(v4), poff, &pf.dst, new, &mut ip_d);
     }
     if route {
         if v4 {
             let old = get16(frame, l3 + 8);
             frame[l3 + 8] = frame[l3 + 8].saturating_sub(1);
-            ipc = checksum::update16(ipc, old, get16(frame, l3 + 8));
+            ip_d += checksum::delta16(old, get16(frame, l3 + 8));
         } else {
             frame[l3 + 7] = frame[l3 + 7].saturating_sub(1);
         }
     }
     if v4 {
-        set16(frame, l3 + 10, ipc);
+        let ipc = get16(frame, l3 + 10);
+        set16(frame, l3 + 10, checksum::apply_delta(ipc, ip_d));
     }
-    if let (Some((off, _)), Some(c)) = (field, l4c) {
+    if let Some((off, udp)) = field {
+        let c = get16(frame, l4 + off);
+        // A zero UDP checksum (IPv4: none) stays zero; a computed zero is sent as all ones.
+        let c = match (udp, c) {
+            (true, 0) => 0,
+            (true, c) => checksum::udp_finish(checksum::apply_delta(c, l4_d)),
+            (false, c) => checksum::apply_delta(c, l4_d),
+        };
         set16(frame, l4 + off, c);
     }
     true
+}
+
+/// Writes one side's new address (at `aoff`) and port (at `poff`, if the packet has ports) and
+/// returns the L4 checksum delta, adding the address part to `ip_d`. Lengths are checked by the
+/// caller.
+#[inline(always)]
+fn leg(
+    frame: &mut [u8],
+    v4: bool,
+    aoff: usize,
+    poff: Option<usize>,
+    old: &Addr,
+    (addr, port): (Addr, u16),
+    ip_d: &mut u64,
+) -> u64 {
+    let mut d = 0;
+    if addr != *old {
+        put_addr(frame, aoff, v4, &addr);
+        d = checksum::delta_addr(old, &addr);
+        if v4 {
+            // The same terms as `d` for two IPv4 addresses (the compiler shares them).
+            let (o, n) = (old.v4_octets(), addr.v4_octets());
+            *ip_d += checksum::delta32(u32::from_be_bytes(o), u32::from_be_bytes(n));
+        }
+    }
+    if let Some(p) = poff {
+        let old_port = get16(frame, p);
+        if old_port != port {
+            set16(frame, p, port);
+            d += checksum::delta16(old_port, port);
+        }
+    }
+    d
 }
 
 #[cfg(test)]
