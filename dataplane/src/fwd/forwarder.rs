@@ -152,6 +152,8 @@ impl Forwarder {
     /// service slot), real server thresholds, timeouts, local address pools. Allocates; call it
     /// off the packet path when a snapshot is published ([`Forwarder::process`] calls it lazily
     /// if a burst brings a snapshot it has not seen).
+    #[cold]
+    #[inline(never)]
     pub fn install(&mut self, snap: &Snapshot) {
         let mut old: Vec<(u32, SchedState)> = self
             .sched_slots
@@ -303,6 +305,7 @@ impl Forwarder {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     fn new_conn<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
         &mut self,
         snap: &Snapshot,
