@@ -15,8 +15,10 @@
 //! every other row.
 //!
 //! ```text
-//! pipeline <mode> <flows> <packets>   mode: dr nat fullnat tun nat-reply fullnat-reply harness
-//! pipeline check [flows]              verifies every output frame of every mode (etherparse)
+//! pipeline <mode> <flows> <packets> [no-epoch]
+//!     mode: dr nat fullnat tun nat-reply fullnat-reply harness; `no-epoch`: the topology offers
+//!     no epoch, so the forwarder looks up route and neighbour for every packet
+//! pipeline check [flows]   verifies every output frame of every mode (etherparse)
 //! ```
 
 use std::hint::black_box;
@@ -62,14 +64,21 @@ fn real(i: u8) -> ([u8; 4], MacAddr) {
     ([10, 1, 0, 1 + i], MacAddr([0x02, 0, 0, 0, 2, 1 + i]))
 }
 
-/// The daemon's topology (`src/worker.rs`): routing table, per-port MACs, neighbour cache.
-struct Topo<'a> {
+/// The daemon's topology (`src/worker.rs`): routing table, per-port MACs, neighbour cache; with
+/// `EPOCH` it also offers the neighbour cache's version as its epoch, so that the forwarder
+/// caches the egress towards each real server ([`Topology::epoch`]).
+struct Topo<'a, const EPOCH: bool> {
     routes: &'a RouteTable,
     macs: &'a [MacAddr],
     neigh: &'a NeighCache<VecBuf>,
 }
 
-impl Topology for Topo<'_> {
+impl<const EPOCH: bool> Topology for Topo<'_, EPOCH> {
+    #[inline]
+    fn epoch(&self) -> Option<u64> {
+        EPOCH.then(|| self.neigh.version())
+    }
+
     #[inline]
     fn route(&self, dst: &Addr) -> Option<Route> {
         let hit = self.routes.lookup(dst)?;
@@ -247,9 +256,9 @@ struct Bench {
     now: u64,
 }
 
-fn forward(b: &mut Bench, buf: &mut VecBuf, f: &[u8; FRAME_LEN]) -> Verdict {
+fn forward<const EPOCH: bool>(b: &mut Bench, buf: &mut VecBuf, f: &[u8; FRAME_LEN]) -> Verdict {
     buf.reset(f, VecBuf::DEFAULT_HEADROOM);
-    let topo = Topo {
+    let topo = Topo::<EPOCH> {
         routes: &b.routes,
         macs: &PORT_MACS,
         neigh: &b.neigh,
@@ -283,7 +292,7 @@ fn setup(mode: Mode, flows: u32) -> (Bench, Vec<Flow>) {
     let fwd_ok = |v: Verdict| matches!(v, Verdict::Forward { .. });
     for i in 0..flows {
         let c = client(i);
-        let v = forward(&mut b, &mut buf, &frame(c, vip, true, false));
+        let v = forward::<true>(&mut b, &mut buf, &frame(c, vip, true, false));
         assert!(fwd_ok(v), "SYN of flow {i}: {v:?}");
         let key = FlowKey {
             saddr: c.0,
@@ -306,11 +315,11 @@ fn setup(mode: Mode, flows: u32) -> (Bench, Vec<Flow>) {
         };
         let server = (conn.real, conn.rport);
         if matches!(fm, FwdMode::Nat | FwdMode::FullNat) {
-            let v = forward(&mut b, &mut buf, &frame(server, towards, true, true));
+            let v = forward::<true>(&mut b, &mut buf, &frame(server, towards, true, true));
             assert!(fwd_ok(v), "SYN-ACK of flow {i}: {v:?}");
         }
         let ack = frame(c, vip, false, true);
-        let v = forward(&mut b, &mut buf, &ack);
+        let v = forward::<true>(&mut b, &mut buf, &ack);
         assert!(fwd_ok(v), "ACK of flow {i}: {v:?}");
         let flow = match (mode, fm) {
             (Mode::NatReply | Mode::FullNatReply, _) => Flow {
@@ -352,7 +361,7 @@ fn setup(mode: Mode, flows: u32) -> (Bench, Vec<Flow>) {
 
 /// Forwards `packets` frames round robin over the flows; returns the packets not forwarded to
 /// their expected port.
-fn run(b: &mut Bench, flows: &[Flow], mode: Mode, packets: u64) -> u64 {
+fn run<const EPOCH: bool>(b: &mut Bench, flows: &[Flow], mode: Mode, packets: u64) -> u64 {
     let mut buf = VecBuf::new(&[0u8; FRAME_LEN]);
     let mut wrong = 0u64;
     let mut next = 0usize;
@@ -367,7 +376,7 @@ fn run(b: &mut Bench, flows: &[Flow], mode: Mode, packets: u64) -> u64 {
                 buf.reset(&flow.frame, VecBuf::DEFAULT_HEADROOM);
                 black_box(Verdict::Forward { port: flow.port })
             } else {
-                forward(b, &mut buf, &flow.frame)
+                forward::<EPOCH>(b, &mut buf, &flow.frame)
             };
             wrong += u64::from(v != Verdict::Forward { port: flow.port });
             next += 1;
@@ -388,7 +397,7 @@ fn check(mode: Mode, flows: u32) -> Result<(), String> {
     let mut buf = VecBuf::new(&[0u8; FRAME_LEN]);
     let name = mode.name();
     for (i, flow) in flows.iter().enumerate() {
-        let v = forward(&mut b, &mut buf, &flow.frame);
+        let v = forward::<true>(&mut b, &mut buf, &flow.frame);
         if v != (Verdict::Forward { port: flow.port }) {
             return Err(format!("{name} flow {i}: {v:?}"));
         }
@@ -443,15 +452,19 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
-        [m, flows, packets] => {
+        [m, flows, packets] | [m, flows, packets, "no-epoch"] => {
             let (Some(mode), Ok(flows), Ok(packets)) =
                 (Mode::parse(m), flows.parse::<u32>(), packets.parse::<u64>())
             else {
-                eprintln!("usage: pipeline <mode> <flows> <packets>");
+                eprintln!("usage: pipeline <mode> <flows> <packets> [no-epoch]");
                 return ExitCode::from(2);
             };
             let (mut b, flows) = setup(mode, flows.max(1));
-            let wrong = run(&mut b, &flows, mode, packets);
+            let wrong = if args.len() == 4 {
+                run::<false>(&mut b, &flows, mode, packets)
+            } else {
+                run::<true>(&mut b, &flows, mode, packets)
+            };
             if wrong != 0 {
                 eprintln!("{}: {wrong} packets not forwarded as expected", mode.name());
                 return ExitCode::FAILURE;
@@ -478,7 +491,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("usage: pipeline <mode> <flows> <packets> | pipeline check [flows]");
+            eprintln!(
+                "usage: pipeline <mode> <flows> <packets> [no-epoch] | pipeline check [flows]"
+            );
             ExitCode::from(2)
         }
     }

@@ -8,7 +8,8 @@
 #
 # Usage: benches/callgrind/run.sh [flows] [N] [M]     (defaults: 1000 20000 120000)
 # Env:   PIPELINE_BIN=path  use this binary instead of building `cargo bench --bench pipeline`
-#        MODES="dr fullnat" only these modes
+#        MODES="dr fullnat" only these modes; NO_EPOCH_MODES: these also without a topology
+#        epoch (no egress cache; default "dr fullnat")
 #        KEEP=dir           keep the callgrind.out files there (for callgrind_annotate)
 set -euo pipefail
 
@@ -16,6 +17,7 @@ flows=${1:-1000}
 n=${2:-20000}
 m=${3:-120000}
 modes=${MODES:-"dr nat fullnat tun nat-reply fullnat-reply"}
+no_epoch_modes=${NO_EPOCH_MODES:-"dr fullnat"}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 
 command -v valgrind >/dev/null || { echo "run.sh: valgrind not found (deploy/install-deps.sh)" >&2; exit 1; }
@@ -34,26 +36,34 @@ out=${KEEP:-$(mktemp -d)}
 mkdir -p "$out"
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$out"' EXIT
 
-# Total instructions of one run.
+# Total instructions of one run: mode packets [no-epoch].
 ir() {
-  local f="$out/callgrind.out.$1.$3"
-  valgrind --tool=callgrind --callgrind-out-file="$f" "$bin" "$1" "$2" "$3" >/dev/null 2>&1 ||
-    { echo "run.sh: $1 $2 $3 failed" >&2; exit 1; }
+  local f="$out/callgrind.out.$1${3:+-$3}.$2"
+  valgrind --tool=callgrind --callgrind-out-file="$f" "$bin" "$1" "$flows" "$2" ${3:-} >/dev/null 2>&1 ||
+    { echo "run.sh: $1 $flows $2 ${3:-} failed" >&2; exit 1; }
   sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$f"
 }
 
-per_packet() { # mode -> instructions per packet, one decimal
+per_packet() { # mode [no-epoch] -> instructions per packet, one decimal
   local a b
-  a=$(ir "$1" "$flows" "$n")
-  b=$(ir "$1" "$flows" "$m")
+  a=$(ir "$1" "$n" "${2:-}")
+  b=$(ir "$1" "$m" "${2:-}")
   awk -v a="$a" -v b="$b" -v n="$n" -v m="$m" 'BEGIN { printf "%.1f", (b - a) / (m - n) }'
 }
 
 harness=$(per_packet harness)
-printf '%-14s %8s %12s %10s\n' mode flows "Ir/packet" pipeline
-printf '%-14s %8s %12s %10s\n' harness "$flows" "$harness" -
-for mode in $modes; do
-  total=$(per_packet "$mode")
+printf '%-24s %8s %12s %10s\n' mode flows "Ir/packet" pipeline
+printf '%-24s %8s %12s %10s\n' harness "$flows" "$harness" -
+row() { # label mode [no-epoch]
+  local total net
+  total=$(per_packet "$2" "${3:-}")
   net=$(awk -v t="$total" -v h="$harness" 'BEGIN { printf "%.1f", t - h }')
-  printf '%-14s %8s %12s %10s\n' "$mode" "$flows" "$total" "$net"
+  printf '%-24s %8s %12s %10s\n' "$1" "$flows" "$total" "$net"
+}
+for mode in $modes; do
+  row "$mode" "$mode"
+done
+# The daemon's topology without an epoch: route and neighbour looked up for every packet.
+for mode in $no_epoch_modes; do
+  row "$mode (no epoch)" "$mode" no-epoch
 done

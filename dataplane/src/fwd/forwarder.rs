@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::laddr::{LocalPorts, PortRange};
 use super::snapshot::{AddrRole, SnapDest, Snapshot};
 use super::stats::FwdStats;
+use super::xmit::Hop;
 use super::{DropReason, Topology, Verdict};
 use crate::buf::PacketBuf;
 use crate::conn::{tcp_flags, ConnId, ConnTable, ConnTableConfig, Dir, Expired, NewConn};
@@ -77,7 +78,9 @@ pub struct Forwarder {
     pub(super) conns: ConnTable,
     sched: Vec<SchedState>,
     sched_slots: Vec<u32>,
-    generation: u64,
+    pub(super) generation: u64,
+    /// Per real server slot: the egress towards it (see [`crate::fwd::Topology::epoch`]).
+    pub(super) hops: Box<[Hop]>,
     pub(super) lports: LocalPorts,
     pub(super) stats: Arc<FwdStats>,
     ip_id: u16,
@@ -100,6 +103,7 @@ impl Forwarder {
             sched: Vec::new(),
             sched_slots: Vec::new(),
             generation: 0,
+            hops: vec![Hop::NONE; cfg.table.dest_capacity as usize].into_boxed_slice(),
             lports: LocalPorts::new(cfg.ports, rss),
             stats: Arc::new(stats),
             ip_id: (cfg.table.core).wrapping_mul(0x9e37),

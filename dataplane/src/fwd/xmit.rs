@@ -9,10 +9,36 @@ use crate::buf::PacketBuf;
 use crate::conn::{Conn, Dir};
 use crate::flow::Addr;
 use crate::model::FwdMode;
+use crate::sched::DestId;
 use crate::wire::icmpv4::emit_frag_needed;
 use crate::wire::ipip::{encapsulate, OVERHEAD};
 use crate::wire::ipv4::Ipv4Packet;
-use crate::wire::{EmitError, L3Kind, ParsedFrame};
+use crate::wire::{EmitError, L3Kind, MacAddr, ParsedFrame};
+
+/// The egress towards one real server, valid while the forwarder's snapshot generation and the
+/// topology's epoch are those recorded ([`Topology::epoch`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Hop {
+    generation: u64,
+    epoch: u64,
+    /// The real server's address (a slot may change hands between snapshots).
+    addr: Addr,
+    port: u16,
+    dst: MacAddr,
+    src: MacAddr,
+}
+
+impl Hop {
+    /// A hop that matches nothing (generation 0 is never a snapshot's).
+    pub(super) const NONE: Hop = Hop {
+        generation: 0,
+        epoch: 0,
+        addr: Addr::UNSPECIFIED,
+        port: 0,
+        dst: MacAddr::ZERO,
+        src: MacAddr::ZERO,
+    };
+}
 
 /// Sets the MACs for `route` and picks the verdict: forward, or resolve the next hop first.
 #[inline]
@@ -59,7 +85,9 @@ impl Forwarder {
     ) -> Verdict {
         let v4 = pf.l3 == L3Kind::Ipv4;
         let (src, dst, toward) = match (c.mode, dir) {
-            (FwdMode::Dr, Dir::Original) => return route_to(topo, buf.frame_mut(), &c.real),
+            (FwdMode::Dr, Dir::Original) => {
+                return self.to_real(topo, buf.frame_mut(), c.dest, &c.real)
+            }
             (FwdMode::Tun, Dir::Original) => {
                 return self.xmit_tun(snap, topo, in_port, buf, pf, &c.real)
             }
@@ -86,7 +114,46 @@ impl Forwarder {
         if !nat(frame, pf, src, dst, true) {
             return Verdict::Drop(DropReason::Malformed);
         }
-        route_to(topo, frame, &toward)
+        match dir {
+            Dir::Original => self.to_real(topo, frame, c.dest, &toward),
+            Dir::Reply => route_to(topo, frame, &toward),
+        }
+    }
+
+    /// [`route_to`] the real server `real` in slot `dest`, through the slot's cached hop when
+    /// the topology allows caching; a forwarded packet refreshes the cache.
+    #[inline]
+    fn to_real<T: Topology + ?Sized>(
+        &mut self,
+        topo: &T,
+        frame: &mut [u8],
+        dest: DestId,
+        real: &Addr,
+    ) -> Verdict {
+        let epoch = topo.epoch();
+        let generation = self.generation;
+        let slot = self.hops.get_mut(dest.index());
+        if let (Some(epoch), Some(h)) = (epoch, slot) {
+            if h.generation == generation && h.epoch == epoch && h.addr == *real {
+                set_macs(frame, h.dst, h.src);
+                return Verdict::Forward { port: h.port };
+            }
+            let Some(route) = topo.route(real) else {
+                return Verdict::Drop(DropReason::NoRoute);
+            };
+            if let Some(mac) = topo.neighbour(route.port, &route.next_hop) {
+                *h = Hop {
+                    generation,
+                    epoch,
+                    addr: *real,
+                    port: route.port,
+                    dst: mac,
+                    src: route.mac,
+                };
+            }
+            return egress(topo, frame, &route);
+        }
+        route_to(topo, frame, real)
     }
 
     /// IPVS "tunnel": IPv4-in-IPv4 from the director's address on the egress port to `real`.
