@@ -41,6 +41,7 @@ impl ConnTable {
     /// Updates state, load counts and expiry for a packet of connection `id` travelling in
     /// `dir`, with `tcp_flags` the TCP header's flag byte (ignored for UDP). `None` when `id` is
     /// not a live connection.
+    #[inline]
     pub fn on_packet(
         &mut self,
         id: ConnId,

@@ -87,7 +87,7 @@ pub(super) fn l4_word(c: u16, udp: bool, old: u16, new: u16) -> u16 {
 ///
 /// The changes are summed as RFC 1624 deltas and each checksum is folded once at the end, which
 /// gives the same bits as updating it change by change ([`checksum::apply_delta`]).
-#[inline]
+#[inline(always)]
 pub(super) fn nat(
     frame: &mut [u8],
     pf: &ParsedFrame,

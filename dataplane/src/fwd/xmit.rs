@@ -41,7 +41,7 @@ impl Hop {
 }
 
 /// Sets the MACs for `route` and picks the verdict: forward, or resolve the next hop first.
-#[inline]
+#[inline(always)]
 pub(super) fn egress<T: Topology + ?Sized>(topo: &T, frame: &mut [u8], route: &Route) -> Verdict {
     match topo.neighbour(route.port, &route.next_hop) {
         Some(mac) => {
@@ -61,7 +61,7 @@ pub(super) fn egress<T: Topology + ?Sized>(topo: &T, frame: &mut [u8], route: &R
 }
 
 /// Routes towards `dst` and finishes the frame for it.
-#[inline]
+#[inline(always)]
 pub(super) fn route_to<T: Topology + ?Sized>(topo: &T, frame: &mut [u8], dst: &Addr) -> Verdict {
     match topo.route(dst) {
         Some(r) => egress(topo, frame, &r),
@@ -72,7 +72,7 @@ pub(super) fn route_to<T: Topology + ?Sized>(topo: &T, frame: &mut [u8], dst: &A
 impl Forwarder {
     /// Rewrites and routes a packet of connection `c` travelling in `dir`.
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     pub(super) fn xmit<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
         &mut self,
         snap: &Snapshot,
@@ -122,7 +122,7 @@ impl Forwarder {
 
     /// [`route_to`] the real server `real` in slot `dest`, through the slot's cached hop when
     /// the topology allows caching; a forwarded packet refreshes the cache.
-    #[inline]
+    #[inline(always)]
     fn to_real<T: Topology + ?Sized>(
         &mut self,
         topo: &T,
@@ -160,6 +160,7 @@ impl Forwarder {
     /// A packet that would exceed the egress MTU once encapsulated is answered with ICMP
     /// fragmentation-needed (next-hop MTU = MTU − 20) whether or not DF is set: the director does
     /// not fragment, and a sender without DF still lowers its path MTU on that error.
+    #[inline(never)]
     pub(super) fn xmit_tun<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
         &mut self,
         snap: &Snapshot,

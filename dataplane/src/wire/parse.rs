@@ -124,7 +124,7 @@ impl ParsedFrame {
 }
 
 /// Parses a frame's headers once; see the module doc for what is rejected.
-#[inline]
+#[inline(always)]
 pub fn parse_frame(frame: &[u8]) -> Result<ParsedFrame, ParseError> {
     match parse_ipv4_tcp(frame) {
         Some(pf) => Ok(pf),
