@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::laddr::{LocalPorts, PortRange};
 use super::snapshot::{AddrRole, SnapDest, Snapshot};
 use super::stats::FwdStats;
-use super::xmit::Hop;
+use super::xmit::{xmit, Hop};
 use super::{DropReason, Topology, Verdict};
 use crate::buf::PacketBuf;
 use crate::conn::{tcp_flags, ConnId, ConnTable, ConnTableConfig, Dir, Expired, NewConn};
@@ -299,13 +299,20 @@ impl Forwarder {
         dir: Dir,
         now_ms: u64,
     ) -> Verdict {
-        let Some(&c) = self.conns.get(id) else {
+        // Lookups never return templates: `None` means the entry is not live.
+        if self.conns.on_packet(id, dir, pf.tcp_flags, now_ms).is_none() {
+            return Verdict::Drop(DropReason::NoConnection);
+        }
+        let Some(c) = self.conns.get(id) else {
             return Verdict::Drop(DropReason::NoConnection);
         };
-        self.conns.on_packet(id, dir, pf.tcp_flags, now_ms);
         self.stats
             .traffic(c.svc, c.dest.0, dir == Dir::Original, u64::from(pf.ip_len));
-        self.xmit(snap, topo, in_port, buf, pf, &c, dir)
+        if (c.mode, dir) == (FwdMode::Tun, Dir::Original) {
+            let real = c.real;
+            return self.xmit_tun(snap, topo, in_port, buf, pf, &real);
+        }
+        xmit(&mut self.hops, self.generation, topo, buf.frame_mut(), pf, c, dir)
     }
 
     #[allow(clippy::too_many_arguments)]

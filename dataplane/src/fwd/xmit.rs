@@ -69,93 +69,87 @@ pub(super) fn route_to<T: Topology + ?Sized>(topo: &T, frame: &mut [u8], dst: &A
     }
 }
 
-impl Forwarder {
-    /// Rewrites and routes a packet of connection `c` travelling in `dir`.
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    pub(super) fn xmit<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
-        &mut self,
-        snap: &Snapshot,
-        topo: &T,
-        in_port: u16,
-        buf: &mut B,
-        pf: &ParsedFrame,
-        c: &Conn,
-        dir: Dir,
-    ) -> Verdict {
-        let v4 = pf.l3 == L3Kind::Ipv4;
-        let (src, dst, toward) = match (c.mode, dir) {
-            (FwdMode::Dr, Dir::Original) => {
-                return self.to_real(topo, buf.frame_mut(), c.dest, &c.real)
-            }
-            (FwdMode::Tun, Dir::Original) => {
-                return self.xmit_tun(snap, topo, in_port, buf, pf, &c.real)
-            }
-            (FwdMode::Nat, Dir::Original) => (None, Some((c.real, c.rport)), c.real),
-            (FwdMode::Nat, Dir::Reply) => (Some((c.vip, c.vport)), None, c.client),
-            (FwdMode::FullNat, Dir::Original) => {
-                (Some((c.local, c.lport)), Some((c.real, c.rport)), c.real)
-            }
-            (FwdMode::FullNat, Dir::Reply) => {
-                (Some((c.vip, c.vport)), Some((c.client, c.cport)), c.client)
-            }
-            // DR and TUN replies bypass the director; their reply keys are never indexed.
-            (FwdMode::Dr | FwdMode::Tun, Dir::Reply) => {
-                return Verdict::Drop(DropReason::NoConnection)
-            }
+/// Rewrites and routes a packet of connection `c` travelling in `dir`, for every mode but TUN
+/// in the original direction (that one needs the forwarder: [`Forwarder::xmit_tun`]). `hops`
+/// and `generation` are the forwarder's egress cache and snapshot generation.
+#[inline(always)]
+pub(super) fn xmit<T: Topology + ?Sized>(
+    hops: &mut [Hop],
+    generation: u64,
+    topo: &T,
+    frame: &mut [u8],
+    pf: &ParsedFrame,
+    c: &Conn,
+    dir: Dir,
+) -> Verdict {
+    let v4 = pf.l3 == L3Kind::Ipv4;
+    let (src, dst, toward) = match (c.mode, dir) {
+        (FwdMode::Dr, Dir::Original) => {
+            return to_real(hops, generation, topo, frame, c.dest, &c.real)
+        }
+        (FwdMode::Nat, Dir::Original) => (None, Some((c.real, c.rport)), c.real),
+        (FwdMode::Nat, Dir::Reply) => (Some((c.vip, c.vport)), None, c.client),
+        (FwdMode::FullNat, Dir::Original) => {
+            (Some((c.local, c.lport)), Some((c.real, c.rport)), c.real)
+        }
+        (FwdMode::FullNat, Dir::Reply) => {
+            (Some((c.vip, c.vport)), Some((c.client, c.cport)), c.client)
+        }
+        // DR and TUN replies bypass the director; their reply keys are never indexed.
+        (FwdMode::Dr | FwdMode::Tun, Dir::Reply) | (FwdMode::Tun, Dir::Original) => {
+            return Verdict::Drop(DropReason::NoConnection)
+        }
+    };
+    if toward.is_v4() != v4 || src.is_some_and(|(a, _)| a.is_v4() != v4) {
+        return Verdict::Drop(DropReason::FamilyMismatch);
+    }
+    if pf.ttl <= 1 {
+        return Verdict::Drop(DropReason::TtlExceeded);
+    }
+    if !nat(frame, pf, src, dst, true) {
+        return Verdict::Drop(DropReason::Malformed);
+    }
+    match dir {
+        Dir::Original => to_real(hops, generation, topo, frame, c.dest, &toward),
+        Dir::Reply => route_to(topo, frame, &toward),
+    }
+}
+
+/// [`route_to`] the real server `real` in slot `dest`, through the slot's cached hop when the
+/// topology allows caching; a forwarded packet refreshes the cache.
+#[inline(always)]
+fn to_real<T: Topology + ?Sized>(
+    hops: &mut [Hop],
+    generation: u64,
+    topo: &T,
+    frame: &mut [u8],
+    dest: DestId,
+    real: &Addr,
+) -> Verdict {
+    if let (Some(epoch), Some(h)) = (topo.epoch(), hops.get_mut(dest.index())) {
+        if h.generation == generation && h.epoch == epoch && h.addr == *real {
+            set_macs(frame, h.dst, h.src);
+            return Verdict::Forward { port: h.port };
+        }
+        let Some(route) = topo.route(real) else {
+            return Verdict::Drop(DropReason::NoRoute);
         };
-        if toward.is_v4() != v4 || src.is_some_and(|(a, _)| a.is_v4() != v4) {
-            return Verdict::Drop(DropReason::FamilyMismatch);
-        }
-        if pf.ttl <= 1 {
-            return Verdict::Drop(DropReason::TtlExceeded);
-        }
-        let frame = buf.frame_mut();
-        if !nat(frame, pf, src, dst, true) {
-            return Verdict::Drop(DropReason::Malformed);
-        }
-        match dir {
-            Dir::Original => self.to_real(topo, frame, c.dest, &toward),
-            Dir::Reply => route_to(topo, frame, &toward),
-        }
-    }
-
-    /// [`route_to`] the real server `real` in slot `dest`, through the slot's cached hop when
-    /// the topology allows caching; a forwarded packet refreshes the cache.
-    #[inline(always)]
-    fn to_real<T: Topology + ?Sized>(
-        &mut self,
-        topo: &T,
-        frame: &mut [u8],
-        dest: DestId,
-        real: &Addr,
-    ) -> Verdict {
-        let epoch = topo.epoch();
-        let generation = self.generation;
-        let slot = self.hops.get_mut(dest.index());
-        if let (Some(epoch), Some(h)) = (epoch, slot) {
-            if h.generation == generation && h.epoch == epoch && h.addr == *real {
-                set_macs(frame, h.dst, h.src);
-                return Verdict::Forward { port: h.port };
-            }
-            let Some(route) = topo.route(real) else {
-                return Verdict::Drop(DropReason::NoRoute);
+        if let Some(mac) = topo.neighbour(route.port, &route.next_hop) {
+            *h = Hop {
+                generation,
+                epoch,
+                addr: *real,
+                port: route.port,
+                dst: mac,
+                src: route.mac,
             };
-            if let Some(mac) = topo.neighbour(route.port, &route.next_hop) {
-                *h = Hop {
-                    generation,
-                    epoch,
-                    addr: *real,
-                    port: route.port,
-                    dst: mac,
-                    src: route.mac,
-                };
-            }
-            return egress(topo, frame, &route);
         }
-        route_to(topo, frame, real)
+        return egress(topo, frame, &route);
     }
+    route_to(topo, frame, real)
+}
 
+impl Forwarder {
     /// IPVS "tunnel": IPv4-in-IPv4 from the director's address on the egress port to `real`.
     /// A packet that would exceed the egress MTU once encapsulated is answered with ICMP
     /// fragmentation-needed (next-hop MTU = MTU − 20) whether or not DF is set: the director does
