@@ -300,7 +300,11 @@ impl Forwarder {
         now_ms: u64,
     ) -> Verdict {
         // Lookups never return templates: `None` means the entry is not live.
-        if self.conns.on_packet(id, dir, pf.tcp_flags, now_ms).is_none() {
+        if self
+            .conns
+            .on_packet(id, dir, pf.tcp_flags, now_ms)
+            .is_none()
+        {
             return Verdict::Drop(DropReason::NoConnection);
         }
         let Some(c) = self.conns.get(id) else {
@@ -312,7 +316,15 @@ impl Forwarder {
             let real = c.real;
             return self.xmit_tun(snap, topo, in_port, buf, pf, &real);
         }
-        xmit(&mut self.hops, self.generation, topo, buf.frame_mut(), pf, c, dir)
+        xmit(
+            &mut self.hops,
+            self.generation,
+            topo,
+            buf.frame_mut(),
+            pf,
+            c,
+            dir,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
