@@ -111,6 +111,24 @@ pub(super) fn nat(
     if frame.len() < need {
         return false;
     }
+    if let (true, Some((off, udp))) = (v4, field) {
+        if let Some(done) = nat_v4(frame, pf, (l3, l4, off, udp), src, dst, route) {
+            return done;
+        }
+    }
+    nat_any(frame, pf, (l3, l4, v4, field), src, dst, route)
+}
+
+/// [`nat`] for every case; its lengths are checked.
+#[inline(always)]
+fn nat_any(
+    frame: &mut [u8],
+    pf: &ParsedFrame,
+    (l3, l4, v4, field): (usize, usize, bool, Option<(usize, bool)>),
+    src: Option<(Addr, u16)>,
+    dst: Option<(Addr, u16)>,
+    route: bool,
+) -> bool {
     let ports = field.is_some();
     // Deltas for the IPv4 header checksum (addresses, TTL) and the L4 one (addresses, ports).
     let mut ip_d = 0u64;
@@ -154,6 +172,66 @@ pub(super) fn nat(
         set16(frame, l4 + off, c);
     }
     true
+}
+
+/// [`nat`] for TCP/UDP over IPv4 with IPv4 addresses, on fixed-size views of the two headers:
+/// the same bytes, without the family and length cases. `None` when the packet is not that
+/// (the general code handles it). `at` is (IP offset, L4 offset, L4 checksum offset, UDP).
+#[inline(always)]
+fn nat_v4(
+    frame: &mut [u8],
+    pf: &ParsedFrame,
+    (l3, l4, off, udp): (usize, usize, usize, bool),
+    src: Option<(Addr, u16)>,
+    dst: Option<(Addr, u16)>,
+    route: bool,
+) -> Option<bool> {
+    if src.is_some_and(|(a, _)| !a.is_v4()) || dst.is_some_and(|(a, _)| !a.is_v4()) {
+        return None;
+    }
+    let (head, l4h) = frame.split_at_mut_checked(l4)?;
+    let ip: &mut [u8; 20] = head.get_mut(l3..l3.checked_add(20)?)?.try_into().ok()?;
+    // Ports at 0..4; the checksum at 16 (TCP) or 6 (UDP).
+    let l4h: &mut [u8; 18] = match l4h.get_mut(..18) {
+        Some(h) => h.try_into().ok()?,
+        None => return None,
+    };
+    if off + 2 > l4h.len() {
+        return None;
+    }
+    let mut ip_d = 0u64;
+    let mut l4_d = 0u64;
+    let legs = [(src, &pf.src, 12, 0), (dst, &pf.dst, 16, 2)];
+    for (new, old, aoff, poff) in legs {
+        let Some((addr, port)) = new else { continue };
+        if addr != *old {
+            let (o, n) = (old.v4_octets(), addr.v4_octets());
+            ip[aoff..aoff + 4].copy_from_slice(&n);
+            let d = checksum::delta32(u32::from_be_bytes(o), u32::from_be_bytes(n));
+            ip_d += d;
+            l4_d += d;
+        }
+        let old_port = u16::from_be_bytes([l4h[poff], l4h[poff + 1]]);
+        if old_port != port {
+            l4h[poff..poff + 2].copy_from_slice(&port.to_be_bytes());
+            l4_d += checksum::delta16(old_port, port);
+        }
+    }
+    if route {
+        let old = u16::from_be_bytes([ip[8], ip[9]]);
+        ip[8] = ip[8].saturating_sub(1);
+        ip_d += checksum::delta16(old, u16::from_be_bytes([ip[8], ip[9]]));
+    }
+    let ipc = checksum::apply_delta(u16::from_be_bytes([ip[10], ip[11]]), ip_d);
+    ip[10..12].copy_from_slice(&ipc.to_be_bytes());
+    let c = u16::from_be_bytes([l4h[off], l4h[off + 1]]);
+    let c = match (udp, c) {
+        (true, 0) => 0,
+        (true, c) => checksum::udp_finish(checksum::apply_delta(c, l4_d)),
+        (false, c) => checksum::apply_delta(c, l4_d),
+    };
+    l4h[off..off + 2].copy_from_slice(&c.to_be_bytes());
+    Some(true)
 }
 
 /// Writes one side's new address (at `aoff`) and port (at `poff`, if the packet has ports) and
@@ -231,6 +309,49 @@ mod tests {
         assert!(nat(&mut f, &pf, Some((a, 1)), None, false));
         assert_eq!(&f[40..42], &[0, 0]);
         assert_eq!(&f[26..30], &[10, 2, 0, 1]);
+    }
+
+    proptest::proptest! {
+        /// The IPv4 shortcut writes the same bytes as the general rewrite.
+        #[test]
+        fn prop_v4_shortcut_matches_general(
+            udp in proptest::bool::ANY,
+            zero in proptest::bool::ANY,
+            src in proptest::option::of((proptest::prelude::any::<[u8; 4]>(), 0u16..3)),
+            dst in proptest::option::of((proptest::prelude::any::<[u8; 4]>(), 0u16..3)),
+            route in proptest::bool::ANY,
+            ttl in 0u8..3,
+        ) {
+            let mut f = if udp {
+                // Ethernet padding up to the 60-byte minimum frame.
+                let mut f = udp_v4(zero);
+                f.resize(60, 0);
+                f
+            } else {
+                let mut f = Vec::new();
+                PacketBuilder::ethernet2([1; 6], [2; 6])
+                    .ipv4([192, 0, 2, 1], [198, 51, 100, 10], 64)
+                    .tcp(40000, 80, 7, 1000)
+                    .write(&mut f, &[9; 7])
+                    .unwrap();
+                f
+            };
+            f[22] = ttl;
+            let pf = parse_frame(&f).unwrap();
+            // Ports 0..3 hit "unchanged" (the fixture's ports are not in that range) and
+            // "changed"; addresses are random, or the packet's own.
+            let same = |a: [u8; 4], i: u16, own: Addr| {
+                if i == 0 { own } else { Addr::v4(a) }
+            };
+            let src = src.map(|(a, p)| (same(a, p, pf.src), p));
+            let dst = dst.map(|(a, p)| (same(a, p, pf.dst), p));
+            let field = l4_csum_field(pf.proto);
+            let at = (14, 34, field.unwrap().0, udp);
+            let (mut a, mut b) = (f.clone(), f.clone());
+            proptest::prop_assert_eq!(nat_v4(&mut a, &pf, at, src, dst, route), Some(true));
+            proptest::prop_assert!(nat_any(&mut b, &pf, (14, 34, true, field), src, dst, route));
+            proptest::prop_assert_eq!(a, b);
+        }
     }
 
     #[test]
