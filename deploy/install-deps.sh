@@ -10,6 +10,8 @@ APT_PACKAGES=(
   iproute2 iputils-ping ethtool tcpdump curl python3
   # control-plane tests: promtool checks the /metrics exposition
   prometheus
+  # benches/callgrind/run.sh: instructions per packet
+  valgrind
 )
 
 missing=()

@@ -25,6 +25,7 @@ command -v valgrind >/dev/null || { echo "run.sh: valgrind not found (deploy/ins
 bin=${PIPELINE_BIN:-}
 if [ -z "$bin" ]; then
   bin=$(cd "$root" && cargo bench --bench pipeline --no-run --message-format=json 2>/dev/null |
+    grep '"kind":\["bench"\]' | grep '"name":"pipeline"' |
     sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
 fi
 [ -x "$bin" ] || { echo "run.sh: no pipeline binary (cargo bench --bench pipeline --no-run)" >&2; exit 1; }
