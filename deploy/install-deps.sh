@@ -12,6 +12,7 @@ APT_PACKAGES=(
   prometheus
   haproxy nginx libnginx-mod-stream  # benches/peers: the L4 proxies ironvs is compared with
   dpdk-dev linux-perf  # benches/dpdk_fwd.rs: the dpdk-testpmd baseline and perf profiles
+  valgrind  # benches/callgrind/run.sh: instructions per packet
 )
 
 missing=()

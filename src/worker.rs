@@ -227,6 +227,13 @@ impl Topology for Topo<'_> {
     fn neighbour(&self, port: u16, ip: &Addr) -> Option<MacAddr> {
         self.neigh.get(port, ip)
     }
+
+    /// Changes whenever a MAC this worker's cache would answer changes or goes: the forwarder
+    /// keeps each real server's egress (port and MACs) while it stays the same.
+    #[inline]
+    fn epoch(&self) -> Option<u64> {
+        Some(self.neigh.version())
+    }
 }
 
 /// Per-loop transmit and steering buffers.

@@ -166,6 +166,44 @@ pub fn update_addr(csum: u16, old: &Addr, new: &Addr) -> u16 {
     }
 }
 
+/// The RFC 1624 terms of a 16-bit word changing from `old` to `new`, to be summed with other
+/// deltas and applied once with [`apply_delta`].
+#[inline]
+pub fn delta16(old: u16, new: u16) -> u64 {
+    u64::from(!old) + u64::from(new)
+}
+
+/// The terms of a 32-bit (word-aligned) field changing from `old` to `new` (see [`delta16`]).
+#[inline]
+pub fn delta32(old: u32, new: u32) -> u64 {
+    u64::from(!(old >> 16) & 0xffff)
+        + u64::from(!old & 0xffff)
+        + u64::from(new >> 16)
+        + u64::from(new & 0xffff)
+}
+
+/// The terms of an address of either family changing, the same ones [`update_addr`] adds.
+#[inline]
+pub fn delta_addr(old: &Addr, new: &Addr) -> u64 {
+    if old.is_v4() && new.is_v4() {
+        delta32(
+            u32::from_be_bytes(old.v4_octets()),
+            u32::from_be_bytes(new.v4_octets()),
+        )
+    } else {
+        u64::from(!sum(&old.0)) + accumulate(&new.0)
+    }
+}
+
+/// `csum` after the changes whose deltas were summed into `delta`: bit for bit what applying
+/// [`update16`], [`update32`] and [`update_addr`] one change after the other gives (ones'
+/// complement addition is associative, and a fold is zero only when every term is), for the
+/// price of one fold. A sum of fewer than 2^40 deltas cannot overflow.
+#[inline]
+pub fn apply_delta(csum: u16, delta: u64) -> u16 {
+    !fold(u64::from(!csum) + delta)
+}
+
 /// [`update16`] for a UDP checksum: a zero checksum (none, over IPv4) stays zero; a result of zero
 /// is sent as `0xffff`.
 #[inline]
@@ -357,6 +395,31 @@ mod tests {
         #[test]
         fn prop_sum_matches_reference(data in proptest::collection::vec(any::<u8>(), 0..300)) {
             prop_assert_eq!(sum(&data), reference_sum(&data));
+        }
+
+        #[test]
+        fn prop_apply_delta_matches_sequential_updates(
+            csum in any::<u16>(),
+            words in proptest::collection::vec((any::<u16>(), any::<u16>()), 0..4),
+            a4 in proptest::collection::vec((any::<u32>(), any::<u32>()), 0..3),
+            a16 in proptest::collection::vec((any::<[u8; 16]>(), any::<[u8; 16]>()), 0..3),
+        ) {
+            let (mut seq, mut delta) = (csum, 0u64);
+            for &(o, n) in &words {
+                seq = update16(seq, o, n);
+                delta += delta16(o, n);
+            }
+            for &(o, n) in &a4 {
+                seq = update_addr(seq, &Addr::v4(o.to_be_bytes()), &Addr::v4(n.to_be_bytes()));
+                delta += delta_addr(&Addr::v4(o.to_be_bytes()), &Addr::v4(n.to_be_bytes()));
+                seq = update32(seq, n, o);
+                delta += delta32(n, o);
+            }
+            for (o, n) in &a16 {
+                seq = update_addr(seq, &Addr::v6(*o), &Addr::v6(*n));
+                delta += delta_addr(&Addr::v6(*o), &Addr::v6(*n));
+            }
+            prop_assert_eq!(apply_delta(csum, delta), seq);
         }
 
         #[test]

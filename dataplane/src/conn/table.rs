@@ -172,7 +172,7 @@ impl ConnTable {
     }
 
     /// [`ConnTable::lookup`] with the hash from [`ConnTable::hash`].
-    #[inline]
+    #[inline(always)]
     pub fn lookup_hashed(&self, hash: u64, key: &FlowKey) -> Option<(ConnId, Dir)> {
         let slab = &self.slab;
         let r = self.index.find(hash, |r| {

@@ -41,6 +41,10 @@ impl ConnTable {
     /// Updates state, load counts and expiry for a packet of connection `id` travelling in
     /// `dir`, with `tcp_flags` the TCP header's flag byte (ignored for UDP). `None` when `id` is
     /// not a live connection.
+    ///
+    /// The common packet, a plain ACK of an ESTABLISHED connection or any UDP datagram, moves
+    /// no state: it only pushes the expiry, without the transition table.
+    #[inline(always)]
     pub fn on_packet(
         &mut self,
         id: ConnId,
@@ -48,12 +52,43 @@ impl ConnTable {
         tcp_flags: u8,
         now_ms: u64,
     ) -> Option<StateChange> {
+        use super::state::tcp_flags::{ACK, FIN, RST, SYN};
         self.advance(now_ms);
         let e = self.slab.get_mut(id.0 as usize)?;
         let c = &mut e.conn;
         if !c.is_live() || c.flags & flag::TEMPLATE != 0 {
             return None;
         }
+        let from = c.state;
+        // Every transition table maps (ESTABLISHED, ACK row) to ESTABLISHED; UDP has one state.
+        let timeout = match from {
+            ConnState::Established if tcp_flags & (SYN | FIN | RST | ACK) == ACK => {
+                self.timeouts.tcp_established
+            }
+            ConnState::Udp => self.timeouts.udp,
+            _ => return self.transition(id, dir, tcp_flags, now_ms),
+        };
+        let expires = now_ms.saturating_add(u64::from(timeout) * 1000);
+        let earlier = expires < c.expires_ms;
+        c.expires_ms = expires;
+        c.timeout_s = timeout;
+        if earlier {
+            self.wheel.rearm(&mut self.slab, id.0);
+        }
+        Some(StateChange { from, to: from })
+    }
+
+    /// [`ConnTable::on_packet`] through the TCP transition table (`id` is a live connection).
+    #[inline(never)]
+    fn transition(
+        &mut self,
+        id: ConnId,
+        dir: Dir,
+        tcp_flags: u8,
+        now_ms: u64,
+    ) -> Option<StateChange> {
+        let e = self.slab.get_mut(id.0 as usize)?;
+        let c = &mut e.conn;
         let from = c.state;
         let to = tcp_next(from, TcpTable::select(c.mode, dir == Dir::Reply), tcp_flags);
         if to != from {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::laddr::{LocalPorts, PortRange};
 use super::snapshot::{AddrRole, SnapDest, Snapshot};
 use super::stats::FwdStats;
+use super::xmit::{xmit, Hop};
 use super::{DropReason, Topology, Verdict};
 use crate::buf::PacketBuf;
 use crate::conn::{tcp_flags, ConnId, ConnTable, ConnTableConfig, Dir, Expired, NewConn};
@@ -77,7 +78,9 @@ pub struct Forwarder {
     pub(super) conns: ConnTable,
     sched: Vec<SchedState>,
     sched_slots: Vec<u32>,
-    generation: u64,
+    pub(super) generation: u64,
+    /// Per real server slot: the egress towards it (see [`crate::fwd::Topology::epoch`]).
+    pub(super) hops: Box<[Hop]>,
     pub(super) lports: LocalPorts,
     pub(super) stats: Arc<FwdStats>,
     ip_id: u16,
@@ -100,6 +103,7 @@ impl Forwarder {
             sched: Vec::new(),
             sched_slots: Vec::new(),
             generation: 0,
+            hops: vec![Hop::NONE; cfg.table.dest_capacity as usize].into_boxed_slice(),
             lports: LocalPorts::new(cfg.ports, rss),
             stats: Arc::new(stats),
             ip_id: (cfg.table.core).wrapping_mul(0x9e37),
@@ -152,6 +156,8 @@ impl Forwarder {
     /// service slot), real server thresholds, timeouts, local address pools. Allocates; call it
     /// off the packet path when a snapshot is published ([`Forwarder::process`] calls it lazily
     /// if a burst brings a snapshot it has not seen).
+    #[cold]
+    #[inline(never)]
     pub fn install(&mut self, snap: &Snapshot) {
         let mut old: Vec<(u32, SchedState)> = self
             .sched_slots
@@ -281,7 +287,7 @@ impl Forwarder {
     }
 
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     fn established<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
         &mut self,
         snap: &Snapshot,
@@ -293,16 +299,36 @@ impl Forwarder {
         dir: Dir,
         now_ms: u64,
     ) -> Verdict {
-        let Some(&c) = self.conns.get(id) else {
+        // Lookups never return templates: `None` means the entry is not live.
+        if self
+            .conns
+            .on_packet(id, dir, pf.tcp_flags, now_ms)
+            .is_none()
+        {
+            return Verdict::Drop(DropReason::NoConnection);
+        }
+        let Some(c) = self.conns.get(id) else {
             return Verdict::Drop(DropReason::NoConnection);
         };
-        self.conns.on_packet(id, dir, pf.tcp_flags, now_ms);
         self.stats
             .traffic(c.svc, c.dest.0, dir == Dir::Original, u64::from(pf.ip_len));
-        self.xmit(snap, topo, in_port, buf, pf, &c, dir)
+        if (c.mode, dir) == (FwdMode::Tun, Dir::Original) {
+            let real = c.real;
+            return self.xmit_tun(snap, topo, in_port, buf, pf, &real);
+        }
+        xmit(
+            &mut self.hops,
+            self.generation,
+            topo,
+            buf.frame_mut(),
+            pf,
+            c,
+            dir,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     fn new_conn<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
         &mut self,
         snap: &Snapshot,

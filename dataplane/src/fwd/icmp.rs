@@ -41,6 +41,7 @@ struct Plan {
 
 impl Forwarder {
     /// Relays an ICMP error about a known connection; other ICMP goes to the kernel.
+    #[inline(never)]
     pub(super) fn icmp<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
         &mut self,
         snap: &Snapshot,

@@ -175,4 +175,14 @@ pub trait Topology {
     fn route(&self, dst: &Addr) -> Option<Route>;
     /// The MAC of `ip` on `port`, if resolved.
     fn neighbour(&self, port: u16, ip: &Addr) -> Option<MacAddr>;
+    /// A value that changes whenever [`Topology::route`] or [`Topology::neighbour`] may answer
+    /// differently, except for changes that only come with a new [`Snapshot`] generation (the
+    /// daemon publishes its routes and port MACs with the snapshot): e.g. the neighbour cache's
+    /// [`crate::neigh::NeighCache::version`]. With it the forwarder keeps the egress port and
+    /// MACs towards each real server and skips both lookups while the pair (generation, epoch)
+    /// holds. `None` (the default): nothing is cached.
+    #[inline]
+    fn epoch(&self) -> Option<u64> {
+        None
+    }
 }

@@ -84,7 +84,10 @@ pub(super) fn l4_word(c: u16, udp: bool, old: u16, new: u16) -> u16 {
 /// Rewrites source and/or destination address:port of a TCP/UDP packet, updating the IPv4
 /// header checksum and the L4 checksum incrementally, and decrements the TTL/hop limit when
 /// `route` is set. Ports of a later fragment (no L4 header) are left alone.
-#[inline]
+///
+/// The changes are summed as RFC 1624 deltas and each checksum is folded once at the end, which
+/// gives the same bits as updating it change by change ([`checksum::apply_delta`]).
+#[inline(always)]
 pub(super) fn nat(
     frame: &mut [u8],
     pf: &ParsedFrame,
@@ -100,53 +103,168 @@ pub(super) fn nat(
     } else {
         l4_csum_field(pf.proto)
     };
+    let ip_end = l3 + if v4 { 20 } else { 40 };
     let need = match field {
-        Some((off, _)) => l4 + off + 2,
-        None => l3 + if v4 { 20 } else { 40 },
+        Some((off, _)) => (l4 + off + 2).max(ip_end),
+        None => ip_end,
     };
     if frame.len() < need {
         return false;
     }
-    let udp = field.is_some_and(|f| f.1);
-    let mut l4c = field.map(|(off, _)| get16(frame, l4 + off));
-    let mut ipc = if v4 { get16(frame, l3 + 10) } else { 0 };
-    let legs = [
-        (src, pf.src, src_off(v4), 0usize),
-        (dst, pf.dst, dst_off(v4), 2),
-    ];
-    for (new, old_addr, aoff, poff) in legs {
-        let Some((addr, port)) = new else { continue };
-        if addr != old_addr {
-            put_addr(frame, l3 + aoff, v4, &addr);
-            if v4 {
-                ipc = checksum::update_addr4(ipc, old_addr.v4_octets(), addr.v4_octets());
-            }
-            l4c = l4c.map(|c| l4_addr(c, udp, &old_addr, &addr));
+    if let (true, Some((off, udp))) = (v4, field) {
+        if let Some(done) = nat_v4(frame, pf, (l3, l4, off, udp), src, dst, route) {
+            return done;
         }
-        if field.is_some() {
-            let old_port = get16(frame, l4 + poff);
-            if old_port != port {
-                set16(frame, l4 + poff, port);
-                l4c = l4c.map(|c| l4_word(c, udp, old_port, port));
-            }
-        }
+    }
+    nat_any(frame, pf, (l3, l4, v4, field), src, dst, route)
+}
+
+/// [`nat`] for every case; its lengths are checked.
+#[inline(always)]
+fn nat_any(
+    frame: &mut [u8],
+    pf: &ParsedFrame,
+    (l3, l4, v4, field): (usize, usize, bool, Option<(usize, bool)>),
+    src: Option<(Addr, u16)>,
+    dst: Option<(Addr, u16)>,
+    route: bool,
+) -> bool {
+    let ports = field.is_some();
+    // Deltas for the IPv4 header checksum (addresses, TTL) and the L4 one (addresses, ports).
+    let mut ip_d = 0u64;
+    let mut l4_d = 0u64;
+    if let Some(new) = src {
+        l4_d += leg(
+            frame,
+            v4,
+            l3 + src_off(v4),
+            ports.then_some(l4),
+            &pf.src,
+            new,
+            &mut ip_d,
+        );
+    }
+    if let Some(new) = dst {
+        let poff = ports.then_some(l4 + 2);
+        l4_d += leg(frame, v4, l3 + dst_off(v4), poff, &pf.dst, new, &mut ip_d);
     }
     if route {
         if v4 {
             let old = get16(frame, l3 + 8);
             frame[l3 + 8] = frame[l3 + 8].saturating_sub(1);
-            ipc = checksum::update16(ipc, old, get16(frame, l3 + 8));
+            ip_d += checksum::delta16(old, get16(frame, l3 + 8));
         } else {
             frame[l3 + 7] = frame[l3 + 7].saturating_sub(1);
         }
     }
     if v4 {
-        set16(frame, l3 + 10, ipc);
+        let ipc = get16(frame, l3 + 10);
+        set16(frame, l3 + 10, checksum::apply_delta(ipc, ip_d));
     }
-    if let (Some((off, _)), Some(c)) = (field, l4c) {
+    if let Some((off, udp)) = field {
+        let c = get16(frame, l4 + off);
+        // A zero UDP checksum (IPv4: none) stays zero; a computed zero is sent as all ones.
+        let c = match (udp, c) {
+            (true, 0) => 0,
+            (true, c) => checksum::udp_finish(checksum::apply_delta(c, l4_d)),
+            (false, c) => checksum::apply_delta(c, l4_d),
+        };
         set16(frame, l4 + off, c);
     }
     true
+}
+
+/// [`nat`] for TCP/UDP over IPv4 with IPv4 addresses, on fixed-size views of the two headers:
+/// the same bytes, without the family and length cases. `None` when the packet is not that
+/// (the general code handles it). `at` is (IP offset, L4 offset, L4 checksum offset, UDP).
+#[inline(always)]
+fn nat_v4(
+    frame: &mut [u8],
+    pf: &ParsedFrame,
+    (l3, l4, off, udp): (usize, usize, usize, bool),
+    src: Option<(Addr, u16)>,
+    dst: Option<(Addr, u16)>,
+    route: bool,
+) -> Option<bool> {
+    if src.is_some_and(|(a, _)| !a.is_v4()) || dst.is_some_and(|(a, _)| !a.is_v4()) {
+        return None;
+    }
+    let (head, l4h) = frame.split_at_mut_checked(l4)?;
+    let ip: &mut [u8; 20] = head.get_mut(l3..l3.checked_add(20)?)?.try_into().ok()?;
+    // Ports at 0..4; the checksum at 16 (TCP) or 6 (UDP).
+    let l4h: &mut [u8; 18] = match l4h.get_mut(..18) {
+        Some(h) => h.try_into().ok()?,
+        None => return None,
+    };
+    if off + 2 > l4h.len() {
+        return None;
+    }
+    let mut ip_d = 0u64;
+    let mut l4_d = 0u64;
+    let legs = [(src, &pf.src, 12, 0), (dst, &pf.dst, 16, 2)];
+    for (new, old, aoff, poff) in legs {
+        let Some((addr, port)) = new else { continue };
+        if addr != *old {
+            let (o, n) = (old.v4_octets(), addr.v4_octets());
+            ip[aoff..aoff + 4].copy_from_slice(&n);
+            let d = checksum::delta32(u32::from_be_bytes(o), u32::from_be_bytes(n));
+            ip_d += d;
+            l4_d += d;
+        }
+        let old_port = u16::from_be_bytes([l4h[poff], l4h[poff + 1]]);
+        if old_port != port {
+            l4h[poff..poff + 2].copy_from_slice(&port.to_be_bytes());
+            l4_d += checksum::delta16(old_port, port);
+        }
+    }
+    if route {
+        let old = u16::from_be_bytes([ip[8], ip[9]]);
+        ip[8] = ip[8].saturating_sub(1);
+        ip_d += checksum::delta16(old, u16::from_be_bytes([ip[8], ip[9]]));
+    }
+    let ipc = checksum::apply_delta(u16::from_be_bytes([ip[10], ip[11]]), ip_d);
+    ip[10..12].copy_from_slice(&ipc.to_be_bytes());
+    let c = u16::from_be_bytes([l4h[off], l4h[off + 1]]);
+    let c = match (udp, c) {
+        (true, 0) => 0,
+        (true, c) => checksum::udp_finish(checksum::apply_delta(c, l4_d)),
+        (false, c) => checksum::apply_delta(c, l4_d),
+    };
+    l4h[off..off + 2].copy_from_slice(&c.to_be_bytes());
+    Some(true)
+}
+
+/// Writes one side's new address (at `aoff`) and port (at `poff`, if the packet has ports) and
+/// returns the L4 checksum delta, adding the address part to `ip_d`. Lengths are checked by the
+/// caller.
+#[inline(always)]
+fn leg(
+    frame: &mut [u8],
+    v4: bool,
+    aoff: usize,
+    poff: Option<usize>,
+    old: &Addr,
+    (addr, port): (Addr, u16),
+    ip_d: &mut u64,
+) -> u64 {
+    let mut d = 0;
+    if addr != *old {
+        put_addr(frame, aoff, v4, &addr);
+        d = checksum::delta_addr(old, &addr);
+        if v4 {
+            // The same terms as `d` for two IPv4 addresses (the compiler shares them).
+            let (o, n) = (old.v4_octets(), addr.v4_octets());
+            *ip_d += checksum::delta32(u32::from_be_bytes(o), u32::from_be_bytes(n));
+        }
+    }
+    if let Some(p) = poff {
+        let old_port = get16(frame, p);
+        if old_port != port {
+            set16(frame, p, port);
+            d += checksum::delta16(old_port, port);
+        }
+    }
+    d
 }
 
 #[cfg(test)]
@@ -191,6 +309,49 @@ mod tests {
         assert!(nat(&mut f, &pf, Some((a, 1)), None, false));
         assert_eq!(&f[40..42], &[0, 0]);
         assert_eq!(&f[26..30], &[10, 2, 0, 1]);
+    }
+
+    proptest::proptest! {
+        /// The IPv4 shortcut writes the same bytes as the general rewrite.
+        #[test]
+        fn prop_v4_shortcut_matches_general(
+            udp in proptest::bool::ANY,
+            zero in proptest::bool::ANY,
+            src in proptest::option::of((proptest::prelude::any::<[u8; 4]>(), 0u16..3)),
+            dst in proptest::option::of((proptest::prelude::any::<[u8; 4]>(), 0u16..3)),
+            route in proptest::bool::ANY,
+            ttl in 0u8..3,
+        ) {
+            let mut f = if udp {
+                // Ethernet padding up to the 60-byte minimum frame.
+                let mut f = udp_v4(zero);
+                f.resize(60, 0);
+                f
+            } else {
+                let mut f = Vec::new();
+                PacketBuilder::ethernet2([1; 6], [2; 6])
+                    .ipv4([192, 0, 2, 1], [198, 51, 100, 10], 64)
+                    .tcp(40000, 80, 7, 1000)
+                    .write(&mut f, &[9; 7])
+                    .unwrap();
+                f
+            };
+            f[22] = ttl;
+            let pf = parse_frame(&f).unwrap();
+            // Ports 0..3 hit "unchanged" (the fixture's ports are not in that range) and
+            // "changed"; addresses are random, or the packet's own.
+            let same = |a: [u8; 4], i: u16, own: Addr| {
+                if i == 0 { own } else { Addr::v4(a) }
+            };
+            let src = src.map(|(a, p)| (same(a, p, pf.src), p));
+            let dst = dst.map(|(a, p)| (same(a, p, pf.dst), p));
+            let field = l4_csum_field(pf.proto);
+            let at = (14, 34, field.unwrap().0, udp);
+            let (mut a, mut b) = (f.clone(), f.clone());
+            proptest::prop_assert_eq!(nat_v4(&mut a, &pf, at, src, dst, route), Some(true));
+            proptest::prop_assert!(nat_any(&mut b, &pf, (14, 34, true, field), src, dst, route));
+            proptest::prop_assert_eq!(a, b);
+        }
     }
 
     #[test]

@@ -9,13 +9,39 @@ use crate::buf::PacketBuf;
 use crate::conn::{Conn, Dir};
 use crate::flow::Addr;
 use crate::model::FwdMode;
+use crate::sched::DestId;
 use crate::wire::icmpv4::emit_frag_needed;
 use crate::wire::ipip::{encapsulate, OVERHEAD};
 use crate::wire::ipv4::Ipv4Packet;
-use crate::wire::{EmitError, L3Kind, ParsedFrame};
+use crate::wire::{EmitError, L3Kind, MacAddr, ParsedFrame};
+
+/// The egress towards one real server, valid while the forwarder's snapshot generation and the
+/// topology's epoch are those recorded ([`Topology::epoch`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Hop {
+    generation: u64,
+    epoch: u64,
+    /// The real server's address (a slot may change hands between snapshots).
+    addr: Addr,
+    port: u16,
+    dst: MacAddr,
+    src: MacAddr,
+}
+
+impl Hop {
+    /// A hop that matches nothing (generation 0 is never a snapshot's).
+    pub(super) const NONE: Hop = Hop {
+        generation: 0,
+        epoch: 0,
+        addr: Addr::UNSPECIFIED,
+        port: 0,
+        dst: MacAddr::ZERO,
+        src: MacAddr::ZERO,
+    };
+}
 
 /// Sets the MACs for `route` and picks the verdict: forward, or resolve the next hop first.
-#[inline]
+#[inline(always)]
 pub(super) fn egress<T: Topology + ?Sized>(topo: &T, frame: &mut [u8], route: &Route) -> Verdict {
     match topo.neighbour(route.port, &route.next_hop) {
         Some(mac) => {
@@ -35,7 +61,7 @@ pub(super) fn egress<T: Topology + ?Sized>(topo: &T, frame: &mut [u8], route: &R
 }
 
 /// Routes towards `dst` and finishes the frame for it.
-#[inline]
+#[inline(always)]
 pub(super) fn route_to<T: Topology + ?Sized>(topo: &T, frame: &mut [u8], dst: &Addr) -> Verdict {
     match topo.route(dst) {
         Some(r) => egress(topo, frame, &r),
@@ -43,56 +69,92 @@ pub(super) fn route_to<T: Topology + ?Sized>(topo: &T, frame: &mut [u8], dst: &A
     }
 }
 
-impl Forwarder {
-    /// Rewrites and routes a packet of connection `c` travelling in `dir`.
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    pub(super) fn xmit<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
-        &mut self,
-        snap: &Snapshot,
-        topo: &T,
-        in_port: u16,
-        buf: &mut B,
-        pf: &ParsedFrame,
-        c: &Conn,
-        dir: Dir,
-    ) -> Verdict {
-        let v4 = pf.l3 == L3Kind::Ipv4;
-        let (src, dst, toward) = match (c.mode, dir) {
-            (FwdMode::Dr, Dir::Original) => return route_to(topo, buf.frame_mut(), &c.real),
-            (FwdMode::Tun, Dir::Original) => {
-                return self.xmit_tun(snap, topo, in_port, buf, pf, &c.real)
-            }
-            (FwdMode::Nat, Dir::Original) => (None, Some((c.real, c.rport)), c.real),
-            (FwdMode::Nat, Dir::Reply) => (Some((c.vip, c.vport)), None, c.client),
-            (FwdMode::FullNat, Dir::Original) => {
-                (Some((c.local, c.lport)), Some((c.real, c.rport)), c.real)
-            }
-            (FwdMode::FullNat, Dir::Reply) => {
-                (Some((c.vip, c.vport)), Some((c.client, c.cport)), c.client)
-            }
-            // DR and TUN replies bypass the director; their reply keys are never indexed.
-            (FwdMode::Dr | FwdMode::Tun, Dir::Reply) => {
-                return Verdict::Drop(DropReason::NoConnection)
-            }
-        };
-        if toward.is_v4() != v4 || src.is_some_and(|(a, _)| a.is_v4() != v4) {
-            return Verdict::Drop(DropReason::FamilyMismatch);
+/// Rewrites and routes a packet of connection `c` travelling in `dir`, for every mode but TUN
+/// in the original direction (that one needs the forwarder: [`Forwarder::xmit_tun`]). `hops`
+/// and `generation` are the forwarder's egress cache and snapshot generation.
+#[inline(always)]
+pub(super) fn xmit<T: Topology + ?Sized>(
+    hops: &mut [Hop],
+    generation: u64,
+    topo: &T,
+    frame: &mut [u8],
+    pf: &ParsedFrame,
+    c: &Conn,
+    dir: Dir,
+) -> Verdict {
+    let v4 = pf.l3 == L3Kind::Ipv4;
+    let (src, dst, toward) = match (c.mode, dir) {
+        (FwdMode::Dr, Dir::Original) => {
+            return to_real(hops, generation, topo, frame, c.dest, &c.real)
         }
-        if pf.ttl <= 1 {
-            return Verdict::Drop(DropReason::TtlExceeded);
+        (FwdMode::Nat, Dir::Original) => (None, Some((c.real, c.rport)), c.real),
+        (FwdMode::Nat, Dir::Reply) => (Some((c.vip, c.vport)), None, c.client),
+        (FwdMode::FullNat, Dir::Original) => {
+            (Some((c.local, c.lport)), Some((c.real, c.rport)), c.real)
         }
-        let frame = buf.frame_mut();
-        if !nat(frame, pf, src, dst, true) {
-            return Verdict::Drop(DropReason::Malformed);
+        (FwdMode::FullNat, Dir::Reply) => {
+            (Some((c.vip, c.vport)), Some((c.client, c.cport)), c.client)
         }
-        route_to(topo, frame, &toward)
+        // DR and TUN replies bypass the director; their reply keys are never indexed.
+        (FwdMode::Dr | FwdMode::Tun, Dir::Reply) | (FwdMode::Tun, Dir::Original) => {
+            return Verdict::Drop(DropReason::NoConnection)
+        }
+    };
+    if toward.is_v4() != v4 || src.is_some_and(|(a, _)| a.is_v4() != v4) {
+        return Verdict::Drop(DropReason::FamilyMismatch);
     }
+    if pf.ttl <= 1 {
+        return Verdict::Drop(DropReason::TtlExceeded);
+    }
+    if !nat(frame, pf, src, dst, true) {
+        return Verdict::Drop(DropReason::Malformed);
+    }
+    match dir {
+        Dir::Original => to_real(hops, generation, topo, frame, c.dest, &toward),
+        Dir::Reply => route_to(topo, frame, &toward),
+    }
+}
 
+/// [`route_to`] the real server `real` in slot `dest`, through the slot's cached hop when the
+/// topology allows caching; a forwarded packet refreshes the cache.
+#[inline(always)]
+fn to_real<T: Topology + ?Sized>(
+    hops: &mut [Hop],
+    generation: u64,
+    topo: &T,
+    frame: &mut [u8],
+    dest: DestId,
+    real: &Addr,
+) -> Verdict {
+    if let (Some(epoch), Some(h)) = (topo.epoch(), hops.get_mut(dest.index())) {
+        if h.generation == generation && h.epoch == epoch && h.addr == *real {
+            set_macs(frame, h.dst, h.src);
+            return Verdict::Forward { port: h.port };
+        }
+        let Some(route) = topo.route(real) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        if let Some(mac) = topo.neighbour(route.port, &route.next_hop) {
+            *h = Hop {
+                generation,
+                epoch,
+                addr: *real,
+                port: route.port,
+                dst: mac,
+                src: route.mac,
+            };
+        }
+        return egress(topo, frame, &route);
+    }
+    route_to(topo, frame, real)
+}
+
+impl Forwarder {
     /// IPVS "tunnel": IPv4-in-IPv4 from the director's address on the egress port to `real`.
     /// A packet that would exceed the egress MTU once encapsulated is answered with ICMP
     /// fragmentation-needed (next-hop MTU = MTU − 20) whether or not DF is set: the director does
     /// not fragment, and a sender without DF still lowers its path MTU on that error.
+    #[inline(never)]
     pub(super) fn xmit_tun<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
         &mut self,
         snap: &Snapshot,

@@ -61,6 +61,8 @@ pub struct NeighCache<B, const H: usize = 4> {
     index: Index,
     /// No timer fires before this.
     next_timer: u64,
+    /// Bumped whenever [`NeighCache::get`] may answer differently (see [`NeighCache::version`]).
+    version: u64,
     stats: Arc<NeighStats>,
 }
 
@@ -73,6 +75,7 @@ impl<B, const H: usize> NeighCache<B, H> {
             entries: Vec::with_capacity(cfg.capacity),
             index: Index::new(cfg.capacity),
             next_timer: u64::MAX,
+            version: 0,
             stats: Arc::new(NeighStats::default()),
         }
     }
@@ -107,6 +110,13 @@ impl<B, const H: usize> NeighCache<B, H> {
     #[inline]
     fn arm(&mut self, deadline: u64) {
         self.next_timer = self.next_timer.min(deadline);
+    }
+
+    /// Changes whenever a MAC that [`NeighCache::get`] returns changes or goes away (a neighbour
+    /// learned anew or with another MAC, an entry removed), so that callers may cache answers.
+    #[inline]
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// The MAC for `ip` on `port` if known (any state but INCOMPLETE), without side effects.
@@ -181,6 +191,7 @@ impl<B, const H: usize> NeighCache<B, H> {
                 e.probes = 0;
                 e.deadline = u64::MAX;
             }
+            self.version = self.version.wrapping_add(1);
             return Ok(());
         }
         if self.entries.len() >= self.cfg.capacity {
@@ -249,6 +260,13 @@ impl<B, const H: usize> NeighCache<B, H> {
         let deadline = now_ms.saturating_add(self.cfg.reachable_ms);
         self.next_timer = self.next_timer.min(deadline);
         self.stats.learned.inc();
+        let changed = self
+            .entries
+            .get(pos)
+            .is_some_and(|e| e.state == NeighState::Incomplete || e.mac != mac);
+        if changed {
+            self.version = self.version.wrapping_add(1);
+        }
         let Some(e) = self.entries.get_mut(pos) else {
             return Released { ring: None };
         };
@@ -342,6 +360,7 @@ impl<B, const H: usize> NeighCache<B, H> {
             }
         }
         self.entries.swap_remove(pos);
+        self.version = self.version.wrapping_add(1);
         self.stats.entries.set(self.entries.len() as u64);
     }
 
@@ -412,6 +431,24 @@ mod tests {
 
     fn state(c: &NeighCache<u32>, target: Addr) -> Option<NeighState> {
         c.iter().find(|e| e.ip == target).map(|e| e.state)
+    }
+
+    #[test]
+    fn test_version_changes_with_answers() {
+        let mut c = cache();
+        let v0 = c.version();
+        c.resolve(0, ip(10), src(), 0);
+        assert_eq!(c.version(), v0, "an INCOMPLETE entry answers nothing");
+        let _ = c.learn(0, &ip(10), MAC, 0);
+        let v1 = c.version();
+        assert_ne!(v1, v0);
+        let _ = c.learn(0, &ip(10), MAC, 10);
+        assert_eq!(c.version(), v1, "confirming the same MAC changes no answer");
+        let _ = c.learn(0, &ip(10), MAC2, 20);
+        let v2 = c.version();
+        assert_ne!(v2, v1);
+        assert!(c.remove(0, &ip(10)));
+        assert_ne!(c.version(), v2);
     }
 
     #[test]

@@ -28,8 +28,10 @@ struct Level {
 /// A built longest-prefix-match table mapping prefixes of a `width`-bit key to `u32` values.
 #[derive(Debug)]
 pub(crate) struct Lpm {
-    /// One level per prefix length present, longest first.
+    /// One level per prefix length present but 0, longest first.
     levels: Box<[Level]>,
+    /// The value of the zero-length prefix (the default route), checked without hashing.
+    default: Option<u32>,
 }
 
 /// The network mask of a `len`-bit prefix of a `width`-bit key (`len <= width <= 128`).
@@ -57,7 +59,8 @@ impl Lpm {
     /// Builds the table from `(prefix, len, value)` triples; prefixes must already be masked and
     /// unique per length (the builder checks both), `len <= width`.
     pub(crate) fn build(width: u8, entries: &[(u128, u8, u32)]) -> Lpm {
-        let mut lens: Vec<u8> = entries.iter().map(|e| e.1).collect();
+        let default = entries.iter().find(|e| e.1 == 0).map(|e| e.2);
+        let mut lens: Vec<u8> = entries.iter().map(|e| e.1).filter(|&l| l > 0).collect();
         lens.sort_unstable_by(|a, b| b.cmp(a));
         lens.dedup();
         let levels = lens
@@ -88,7 +91,7 @@ impl Lpm {
                 }
             })
             .collect();
-        Lpm { levels }
+        Lpm { levels, default }
     }
 
     /// The value of the longest prefix containing `key`.
@@ -108,7 +111,7 @@ impl Lpm {
                 i = (i + 1) & wrap;
             }
         }
-        None
+        self.default
     }
 }
 

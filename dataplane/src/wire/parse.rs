@@ -124,8 +124,61 @@ impl ParsedFrame {
 }
 
 /// Parses a frame's headers once; see the module doc for what is rejected.
-#[inline]
+#[inline(always)]
 pub fn parse_frame(frame: &[u8]) -> Result<ParsedFrame, ParseError> {
+    match parse_ipv4_tcp(frame) {
+        Some(pf) => Ok(pf),
+        None => parse_any(frame),
+    }
+}
+
+/// The common case in a few compares: an untagged, unfragmented IPv4 packet without options
+/// carrying TCP. Returns exactly what [`parse_any`] returns for such a frame, and `None` for
+/// anything else (which [`parse_any`] then handles, errors included).
+#[inline(always)]
+fn parse_ipv4_tcp(frame: &[u8]) -> Option<ParsedFrame> {
+    // Ethernet (14) + IPv4 without options (20) + TCP (20): every offset below is in bounds.
+    let h: &[u8; 54] = frame.get(..54)?.try_into().ok()?;
+    let flags_frag = u16::from_be_bytes([h[20], h[21]]);
+    // Ethertype IPv4, version 4 with IHL 5, protocol TCP, neither MF nor a fragment offset.
+    if [h[12], h[13], h[14], h[23]] != [0x08, 0x00, 0x45, ip_proto::TCP] || flags_frag & 0x3fff != 0
+    {
+        return None;
+    }
+    let ip_len = u16::from_be_bytes([h[16], h[17]]);
+    let tcp_len = u16::from(h[46] >> 4) * 4;
+    // The total length covers both headers and fits the frame; the TCP header fits the packet.
+    if ip_len < 40
+        || usize::from(ip_len) > frame.len() - 14
+        || tcp_len < 20
+        || tcp_len > ip_len - 20
+    {
+        return None;
+    }
+    Some(ParsedFrame {
+        src: Addr::v4([h[26], h[27], h[28], h[29]]),
+        dst: Addr::v4([h[30], h[31], h[32], h[33]]),
+        l3: L3Kind::Ipv4,
+        vlan_tci: None,
+        ethertype: EtherType::IPV4,
+        l3_off: 14,
+        l4_off: 34,
+        ip_len,
+        proto: ip_proto::TCP,
+        ttl: h[22],
+        frag: Frag::None,
+        sport: u16::from_be_bytes([h[34], h[35]]),
+        dport: u16::from_be_bytes([h[36], h[37]]),
+        tcp_flags: h[47],
+        icmp_type: 0,
+        icmp_code: 0,
+        payload_len: ip_len - 20 - tcp_len,
+    })
+}
+
+/// The general parse: any ethertype, VLAN tag, IP options, IPv6 extension headers, fragments.
+#[inline]
+fn parse_any(frame: &[u8]) -> Result<ParsedFrame, ParseError> {
     let eth = EthernetFrame::new_checked(frame)?;
     let l3_off = eth.header_len();
     let ethertype = eth.ethertype();
@@ -264,6 +317,7 @@ mod tests {
     use crate::wire::fixtures;
     use crate::wire::icmpv4::Icmpv4Packet;
     use crate::wire::tcp::flags;
+    use proptest::prelude::*;
 
     #[test]
     fn test_parse_ipv4_tcp_syn() {
@@ -349,6 +403,52 @@ mod tests {
             (Addr::v4([192, 0, 2, 1]), Addr::v4([192, 0, 2, 10]))
         );
         assert_eq!(pf.flow_key(), None);
+    }
+
+    proptest! {
+        /// The IPv4/TCP shortcut agrees with the general parse on frames near its edges.
+        #[test]
+        fn prop_ipv4_tcp_shortcut_matches_general_parse(
+            edits in proptest::collection::vec((12usize..60, any::<u8>()), 0..4),
+            len in 40usize..80,
+            pick in proptest::collection::vec(
+                prop::sample::select(vec![0x00u8, 0x05, 0x06, 0x08, 0x20, 0x28, 0x40, 0x45, 0x46, 0x50, 0x60, 0xf0]),
+                0..3,
+            ),
+            at in proptest::collection::vec(
+                prop::sample::select(vec![12usize, 13, 14, 16, 17, 20, 21, 23, 46]),
+                0..3,
+            ),
+        ) {
+            let mut f = fixtures::ETH_IPV4_TCP_SYN.to_vec();
+            f.resize(len, 0);
+            for (i, b) in edits {
+                if let Some(x) = f.get_mut(i) {
+                    *x = b;
+                }
+            }
+            for (i, b) in at.into_iter().zip(pick) {
+                if let Some(x) = f.get_mut(i) {
+                    *x = b;
+                }
+            }
+            prop_assert_eq!(parse_frame(&f), parse_any(&f));
+            if let Some(pf) = parse_ipv4_tcp(&f) {
+                prop_assert_eq!(Ok(pf), parse_any(&f));
+            }
+        }
+    }
+
+    #[test]
+    fn test_ipv4_tcp_shortcut_taken() {
+        let f = &fixtures::ETH_IPV4_TCP_SYN;
+        assert_eq!(parse_ipv4_tcp(f).map(Ok), Some(parse_any(f)));
+        // Options, a fragment, UDP and a tag all take the general parse.
+        for (i, b) in [(14, 0x46), (21, 1), (23, 17), (12, 0x81)] {
+            let mut g = f.to_vec();
+            g[i] = b;
+            assert_eq!(parse_ipv4_tcp(&g), None, "byte {i} = {b:#x}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Fixtures are built field by field by [`frame`]; their checksums are filled with etherparse's
 //! own arithmetic ([`fill_checksums`]), so expected outputs never come from our checksum code.
 
+mod hops;
 mod icmp;
 mod modes;
 mod props;

@@ -1,0 +1,155 @@
+//! The per-real-server egress cache: used while (snapshot generation, topology epoch) holds,
+//! refreshed when either changes, never used without an epoch.
+
+use std::cell::Cell;
+
+use super::*;
+use crate::fwd::DropReason;
+
+/// The test topology with a neighbour table that can change, and an epoch.
+struct Changing {
+    /// The MAC of real server 1 (`None`: unresolved).
+    mac: Cell<Option<[u8; 6]>>,
+    /// Real server 1's egress port.
+    port: Cell<u16>,
+    epoch: Cell<Option<u64>>,
+}
+
+impl Topology for Changing {
+    fn route(&self, dst: &Addr) -> Option<Route> {
+        let r = Topo.route(dst)?;
+        Some(if *dst == rip(1) {
+            Route {
+                port: self.port.get(),
+                ..r
+            }
+        } else {
+            r
+        })
+    }
+
+    fn neighbour(&self, port: u16, ip: &Addr) -> Option<MacAddr> {
+        if *ip == rip(1) {
+            return self.mac.get().map(MacAddr);
+        }
+        Topo.neighbour(port, ip)
+    }
+
+    fn epoch(&self) -> Option<u64> {
+        self.epoch.get()
+    }
+}
+
+fn ack(sport: u16) -> Vec<u8> {
+    frame(
+        MAC_P0,
+        MAC_ROUTER,
+        CLIENT,
+        VIP,
+        64,
+        tcp(sport, 80, ACK),
+        b"",
+    )
+}
+
+fn syn(sport: u16) -> Vec<u8> {
+    frame(
+        MAC_P0,
+        MAC_ROUTER,
+        CLIENT,
+        VIP,
+        64,
+        tcp(sport, 80, SYN),
+        b"",
+    )
+}
+
+/// Forwards `f` and returns the verdict and the destination MAC written.
+fn send(f: &mut Forwarder, snap: &Snapshot, t: &Changing, frame: &[u8]) -> (Verdict, [u8; 6]) {
+    let mut b = VecBuf::new(frame);
+    let v = f.process(snap, t, 0, &mut b, 1000);
+    let mut mac = [0; 6];
+    mac.copy_from_slice(&b.frame()[..6]);
+    (v, mac)
+}
+
+#[test]
+fn test_cached_hop_follows_epoch_and_generation() {
+    let dests = [rs(5, rip(1), 80, FwdMode::Dr)];
+    let snap = snapshot(Proto::Tcp, VIP, 80, None, &dests);
+    let t = Changing {
+        mac: Cell::new(Some(rs_mac(1))),
+        port: Cell::new(1),
+        epoch: Cell::new(Some(7)),
+    };
+    let mut f = forwarder();
+    let fwd1 = Verdict::Forward { port: 1 };
+    assert_eq!(send(&mut f, &snap, &t, &syn(1000)), (fwd1, rs_mac(1)));
+    // The neighbour changes but the epoch says nothing did: the cached hop is used.
+    t.mac.set(Some([2, 0, 0, 0, 9, 9]));
+    assert_eq!(send(&mut f, &snap, &t, &ack(1000)), (fwd1, rs_mac(1)));
+    // A new epoch: looked up again.
+    t.epoch.set(Some(8));
+    assert_eq!(
+        send(&mut f, &snap, &t, &ack(1000)),
+        (fwd1, [2, 0, 0, 0, 9, 9])
+    );
+    // Unresolved: resolve, and nothing is cached (the next packet looks up again).
+    t.mac.set(None);
+    t.epoch.set(Some(9));
+    let resolve = Verdict::Resolve {
+        port: 1,
+        next_hop: rip(1),
+    };
+    assert_eq!(send(&mut f, &snap, &t, &ack(1000)).0, resolve);
+    t.mac.set(Some(rs_mac(1)));
+    assert_eq!(send(&mut f, &snap, &t, &ack(1000)), (fwd1, rs_mac(1)));
+    // A route change comes with a new snapshot: the same configuration, a new generation.
+    t.port.set(2);
+    assert_eq!(send(&mut f, &snap, &t, &ack(1000)), (fwd1, rs_mac(1)));
+    let snap2 = snapshot(Proto::Tcp, VIP, 80, None, &dests);
+    assert_eq!(
+        send(&mut f, &snap2, &t, &ack(1000)),
+        (Verdict::Forward { port: 2 }, rs_mac(1))
+    );
+    assert_eq!(f.stats().drops(DropReason::NoRoute), 0);
+}
+
+#[test]
+fn test_no_epoch_no_cache() {
+    let snap = snapshot(Proto::Tcp, VIP, 80, None, &[rs(5, rip(1), 80, FwdMode::Dr)]);
+    let t = Changing {
+        mac: Cell::new(Some(rs_mac(1))),
+        port: Cell::new(1),
+        epoch: Cell::new(None),
+    };
+    let mut f = forwarder();
+    assert_eq!(send(&mut f, &snap, &t, &syn(1000)).1, rs_mac(1));
+    t.mac.set(Some([2, 0, 0, 0, 9, 9]));
+    assert_eq!(send(&mut f, &snap, &t, &ack(1000)).1, [2, 0, 0, 0, 9, 9]);
+}
+
+#[test]
+fn test_cached_and_uncached_frames_are_identical() {
+    for mode in [FwdMode::Dr, FwdMode::Nat, FwdMode::FullNat] {
+        let snap = snapshot(Proto::Tcp, VIP, 80, None, &[rs(5, rip(1), 8080, mode)]);
+        let (mut a, mut b) = (forwarder(), forwarder());
+        let cached = Changing {
+            mac: Cell::new(Some(rs_mac(1))),
+            port: Cell::new(1),
+            epoch: Cell::new(Some(1)),
+        };
+        for i in 0..6u16 {
+            let f = if i % 3 == 0 {
+                syn(2000 + i / 3)
+            } else {
+                ack(2000 + i / 3)
+            };
+            let (mut x, mut y) = (VecBuf::new(&f), VecBuf::new(&f));
+            let va = a.process(&snap, &cached, 0, &mut x, 1000);
+            let vb = b.process(&snap, &Topo, 0, &mut y, 1000);
+            assert_eq!((va, x.frame()), (vb, y.frame()), "{mode} packet {i}");
+            assert_eq!(va, Verdict::Forward { port: 1 });
+        }
+    }
+}
