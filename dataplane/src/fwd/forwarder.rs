@@ -11,7 +11,9 @@ use super::stats::FwdStats;
 use super::xmit::{xmit, Hop};
 use super::{DropReason, Topology, Verdict};
 use crate::buf::PacketBuf;
-use crate::conn::{tcp_flags, ConnId, ConnTable, ConnTableConfig, Dir, Expired, NewConn};
+use crate::conn::{
+    tcp_flags, ConnId, ConnState, ConnTable, ConnTableConfig, Dir, Expired, NewConn,
+};
 use crate::conn::{NewTemplate, TemplateKey};
 use crate::flow::{Addr, FlowKey, Proto};
 use crate::model::FwdMode;
@@ -281,9 +283,45 @@ impl Forwarder {
         };
         let hash = self.conns.hash(&key);
         match self.conns.lookup_hashed(hash, &key) {
+            Some((id, Dir::Original))
+                if proto == Proto::Tcp
+                    && pf.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST)
+                        == tcp_flags::SYN
+                    && self.retire_if_closing(id) =>
+            {
+                self.new_conn(snap, topo, in_port, buf, &pf, key, now_ms)
+            }
             Some((id, dir)) => self.established(snap, topo, in_port, buf, &pf, id, dir, now_ms),
             None => self.new_conn(snap, topo, in_port, buf, &pf, key, now_ms),
         }
+    }
+
+    /// A client reusing the ports of a connection that is closing opens a new connection (IPVS
+    /// `conn_reuse_mode = 1`): the old entry goes, and the SYN is scheduled afresh.
+    #[cold]
+    fn retire_if_closing(&mut self, id: ConnId) -> bool {
+        let Some(c) = self.conns.get(id) else {
+            return false;
+        };
+        if !matches!(
+            c.state(),
+            ConnState::FinWait
+                | ConnState::TimeWait
+                | ConnState::Close
+                | ConnState::CloseWait
+                | ConnState::LastAck
+        ) {
+            return false;
+        }
+        let (mode, local, lport) = (c.mode, c.local, c.lport);
+        if !self.conns.remove(id) {
+            return false;
+        }
+        if mode == FwdMode::FullNat {
+            self.lports.free(&local, lport);
+        }
+        self.stats.reused.inc();
+        true
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -55,6 +55,8 @@ pub struct FwdStats {
     pub new_conns: Counter,
     /// Connections removed by expiry.
     pub expired: Counter,
+    /// Closing connections replaced by a new SYN on the same ports (IPVS connection reuse).
+    pub reused: Counter,
     /// NAT reply aliases queued for the core RSS gives the replies to.
     pub aliases_sent: Counter,
     /// NAT reply aliases not queued because the burst's outbox was full.
@@ -78,6 +80,7 @@ impl FwdStats {
             frag_needed_sent: Counter::new(),
             new_conns: Counter::new(),
             expired: Counter::new(),
+            reused: Counter::new(),
             aliases_sent: Counter::new(),
             alias_overflow: Counter::new(),
             aliases_accepted: Counter::new(),

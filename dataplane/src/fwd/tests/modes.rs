@@ -545,3 +545,62 @@ fn test_nat_reply_alias_for_the_core_rss_picks() {
         "an alias is not counted as a connection"
     );
 }
+
+#[test]
+fn test_syn_on_closing_connection_is_scheduled_afresh() {
+    let snap = snapshot(
+        Proto::Tcp,
+        VIP,
+        80,
+        None,
+        &[
+            rs(5, rip(1), 80, FwdMode::Dr),
+            rs(6, rip(2), 80, FwdMode::Dr),
+        ],
+    );
+    let mut f = forwarder();
+    let to = |out: &[u8]| out[0..6].to_vec();
+    let (_, first) = run(&mut f, &snap, 0, &syn_in(), 1000);
+    let ack = frame(
+        MAC_P0,
+        MAC_ROUTER,
+        CLIENT,
+        VIP,
+        64,
+        tcp(40000, 80, ACK),
+        b"",
+    );
+    run(&mut f, &snap, 0, &ack, 1001);
+    // A SYN retransmitted on an open connection stays with it.
+    let (_, again) = run(&mut f, &snap, 0, &syn_in(), 1002);
+    assert_eq!(to(&again), to(&first));
+    assert_eq!(f.stats().service(3).unwrap().conns.get(), 1);
+    // The client closes; a new SYN on the same ports is a new connection (rr: the other server).
+    let fin = frame(
+        MAC_P0,
+        MAC_ROUTER,
+        CLIENT,
+        VIP,
+        64,
+        tcp(40000, 80, 0x11),
+        b"",
+    );
+    run(&mut f, &snap, 0, &fin, 1003);
+    let (_, c) = f.conns().iter().next().unwrap();
+    assert!(
+        matches!(
+            c.state(),
+            ConnState::FinWait | ConnState::CloseWait | ConnState::TimeWait
+        ),
+        "{:?}",
+        c.state()
+    );
+    let (v, reopened) = run(&mut f, &snap, 0, &syn_in(), 1004);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_ne!(to(&reopened), to(&first));
+    assert_eq!(f.stats().service(3).unwrap().conns.get(), 2);
+    assert_eq!(f.stats().reused.get(), 1);
+    assert_eq!(f.conns().len(), 1);
+    let (_, c) = f.conns().iter().next().unwrap();
+    assert_eq!(c.state(), ConnState::SynRecv);
+}
