@@ -118,16 +118,23 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), DaemonError> {
     let shared = Arc::new(Shared::new(first, n));
     let mailboxes: Arc<[Mailbox]> = (0..n).map(|_| Mailbox::default()).collect();
     let steering: Vec<Steering> = data.iter().map(|d| d.steering).collect();
-    let steer = if steering.contains(&Steering::Software) {
-        Some(Arc::new(steer_rings(n, eal.socket_id())?))
-    } else {
-        None
-    };
+    // One hash and one redirection table for everything that predicts a flow's worker: the
+    // FullNAT port allocator, NAT reply aliases and software steering.
     let toeplitz = Arc::new(Toeplitz::new(&RSS_KEY));
     let reta = Arc::new(
         RetaMap::new(usize::from(RETA_SIZE), cfg.cpu.workers)
             .map_err(|e| DaemonError::Config(format!("redirection table: {e:?}")))?,
     );
+    let steer = if steering.contains(&Steering::Software) {
+        Some(Arc::new(steer_rings(
+            n,
+            eal.socket_id(),
+            Arc::clone(&toeplitz),
+            Arc::clone(&reta),
+        )?))
+    } else {
+        None
+    };
     let data_ports: Vec<Arc<Port>> = data.into_iter().map(|d| Arc::new(d.port)).collect();
     let mut port_index = vec![None; usize::from(dpdk_bindings::sys::RTE_MAX_ETHPORTS as u16)];
     for (i, p) in data_ports.iter().enumerate() {
@@ -319,7 +326,12 @@ async fn start_control(
 }
 
 /// Single-producer, single-consumer rings between every ordered pair of workers.
-fn steer_rings(n: usize, socket: i32) -> Result<SteerRings, DaemonError> {
+fn steer_rings(
+    n: usize,
+    socket: i32,
+    toeplitz: Arc<Toeplitz>,
+    reta: Arc<RetaMap>,
+) -> Result<SteerRings, DaemonError> {
     let mut rings = Vec::with_capacity(n);
     for from in 0..n {
         let mut row = Vec::with_capacity(n);
@@ -345,9 +357,8 @@ fn steer_rings(n: usize, socket: i32) -> Result<SteerRings, DaemonError> {
     }
     Ok(SteerRings {
         rings,
-        toeplitz: Toeplitz::new(&RSS_KEY),
-        reta: RetaMap::new(usize::from(RETA_SIZE), n as u16)
-            .map_err(|e| DaemonError::Config(format!("redirection table: {e:?}")))?,
+        toeplitz,
+        reta,
     })
 }
 

@@ -159,10 +159,10 @@ pub struct WorkerPort {
 pub struct SteerRings {
     /// The rings, single producer and single consumer each.
     pub rings: Vec<Vec<Option<Ring>>>,
-    /// The hash NICs use, with IronVS's key.
-    pub toeplitz: Toeplitz,
+    /// The hash NICs use, with IronVS's key (shared with the forwarders).
+    pub toeplitz: Arc<Toeplitz>,
     /// Hash → worker.
-    pub reta: RetaMap,
+    pub reta: Arc<RetaMap>,
 }
 
 /// Everything a worker owns, moved onto its lcore.
@@ -349,13 +349,12 @@ impl Worker {
             // The owner queues a NAT alias before sending the packet the reply answers; a reply
             // racing our inbox read finds its alias there.
             self.read_aliases(now);
+            // One packet, one verdict: the first look's miss is taken back and the retry's
+            // verdict is the one counted.
+            self.fwd.stats().undo_drop(DropReason::ReplyMiss);
             v = self.forward(snap, pi, &mut m, now);
             if v != Verdict::Drop(DropReason::ReplyMiss) {
-                self.fwd.stats().undo_drop(DropReason::ReplyMiss);
                 self.counters.reply_races.inc();
-            } else {
-                // One packet, one miss: the retry's count is the one that stands.
-                self.fwd.stats().undo_drop(DropReason::ReplyMiss);
             }
         }
         match v {
