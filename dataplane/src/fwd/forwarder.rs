@@ -12,14 +12,14 @@ use super::xmit::{xmit, Hop};
 use super::{DropReason, Topology, Verdict};
 use crate::buf::PacketBuf;
 use crate::conn::{
-    tcp_flags, ConnId, ConnState, ConnTable, ConnTableConfig, Dir, Expired, NewConn,
+    tcp_flags, ConnId, ConnState, ConnTable, ConnTableConfig, Dir, Expired, NewConn, Probe,
 };
 use crate::conn::{NewTemplate, TemplateKey};
 use crate::flow::{Addr, FlowKey, Proto};
 use crate::model::FwdMode;
 use crate::rss::{RetaMap, Toeplitz};
 use crate::sched::{schedule, SchedInput, SchedState};
-use crate::wire::{ip_proto, parse_frame, Frag, L3Kind, ParsedFrame};
+use crate::wire::{ip_proto, parse_frame, parse_frame_into, Frag, L3Kind, ParsedFrame};
 
 /// Where replies to this core's FullNAT connections must arrive: the NIC's RSS hash and
 /// redirection table, and this core's receive queue.
@@ -54,6 +54,41 @@ impl Default for ForwarderConfig {
             ports: PortRange::default(),
             rss: None,
         }
+    }
+}
+
+/// Frames [`Forwarder::process_burst`] stages together (the worker's RX burst).
+pub const BURST: usize = 32;
+
+/// What the first passes learned of a parsed frame.
+#[derive(Clone, Copy)]
+struct Look {
+    /// TCP or UDP with ports (not a later fragment); `None` for anything else.
+    proto: Option<Proto>,
+    hash: u64,
+    probe: Probe,
+    found: Option<(ConnId, Dir)>,
+}
+
+impl Look {
+    /// A frame that is not TCP or UDP with ports, or that did not parse.
+    const OTHER: Look = Look {
+        proto: None,
+        hash: 0,
+        probe: Probe::Absent,
+        found: None,
+    };
+
+    /// The flow key of `pf`, if it has one.
+    #[inline(always)]
+    fn key(&self, pf: &ParsedFrame) -> Option<FlowKey> {
+        self.proto.map(|proto| FlowKey {
+            saddr: pf.src,
+            daddr: pf.dst,
+            sport: pf.sport,
+            dport: pf.dport,
+            proto,
+        })
     }
 }
 
@@ -201,17 +236,35 @@ impl Forwarder {
         if snap.generation() != self.generation {
             self.install(snap);
         }
-        let v = self.classify(snap, topo, in_port, buf, now_ms);
+        let Ok(pf) = parse_frame(buf.frame()) else {
+            self.stats.count_drop(DropReason::Malformed);
+            return Verdict::Drop(DropReason::Malformed);
+        };
+        let look = self.probe(&pf);
+        let found = look
+            .key(&pf)
+            .and_then(|key| self.conns.resolve(look.probe, look.hash, &key));
+        let v = self.finish(snap, topo, in_port, buf, &pf, &look, found, now_ms);
+        self.count(v);
+        v
+    }
+
+    #[inline(always)]
+    fn count(&self, v: Verdict) {
         match v {
             Verdict::Forward { .. } | Verdict::Resolve { .. } => self.stats.forwarded.inc(),
             Verdict::Kernel => self.stats.kernel.inc(),
             Verdict::Drop(r) => self.stats.count_drop(r),
         }
-        v
     }
 
     /// [`Forwarder::process`] over a burst; `verdicts[i]` is the verdict of `bufs[i]` (extra
     /// buffers beyond `verdicts.len()` are left untouched).
+    ///
+    /// Works in three passes over each group of [`BURST`] frames so that their cache misses
+    /// overlap instead of queueing: parse, hash and read the index line of every frame; then
+    /// read every candidate entry; then forward each frame. A frame whose lookup may have gone
+    /// stale (an earlier frame of the group added or removed a connection) is looked up again.
     pub fn process_burst<B: PacketBuf, T: Topology + ?Sized>(
         &mut self,
         snap: &Snapshot,
@@ -221,8 +274,33 @@ impl Forwarder {
         verdicts: &mut [Verdict],
         now_ms: u64,
     ) {
-        for (b, v) in bufs.iter_mut().zip(verdicts.iter_mut()) {
-            *v = self.process(snap, topo, in_port, b, now_ms);
+        if snap.generation() != self.generation {
+            self.install(snap);
+        }
+        for (bufs, verdicts) in bufs.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
+            let mut pfs = [ParsedFrame::EMPTY; BURST];
+            let mut looks = [Look::OTHER; BURST];
+            for ((b, pf), look) in bufs.iter().zip(pfs.iter_mut()).zip(looks.iter_mut()) {
+                if parse_frame_into(b.frame(), pf).is_ok() {
+                    *look = self.probe(pf);
+                }
+            }
+            let version = self.conns.index_version();
+            for (pf, look) in pfs.iter().zip(looks.iter_mut()).take(bufs.len()) {
+                if let Some(key) = look.key(pf) {
+                    look.found = self.conns.resolve(look.probe, look.hash, &key);
+                }
+            }
+            for (((b, v), pf), look) in bufs.iter_mut().zip(verdicts.iter_mut()).zip(&pfs).zip(&looks) {
+                let found = match look.key(pf) {
+                    Some(key) if self.conns.index_version() != version => {
+                        self.conns.lookup_hashed(look.hash, &key)
+                    }
+                    _ => look.found,
+                };
+                *v = self.finish(snap, topo, in_port, b, pf, look, found, now_ms);
+                self.count(*v);
+            }
         }
     }
 
@@ -248,51 +326,86 @@ impl Forwarder {
         self.ip_id
     }
 
-    #[inline]
-    fn classify<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
+    /// First pass over a parsed frame: for TCP and UDP (not a later fragment), hash the flow key
+    /// and read its index line.
+    #[inline(always)]
+    fn probe(&self, pf: &ParsedFrame) -> Look {
+        let proto = match (pf.l3, pf.proto) {
+            (L3Kind::Ipv4 | L3Kind::Ipv6, ip_proto::TCP) => Proto::Tcp,
+            (L3Kind::Ipv4 | L3Kind::Ipv6, ip_proto::UDP) => Proto::Udp,
+            _ => return Look::OTHER,
+        };
+        if pf.frag == Frag::Later {
+            return Look::OTHER;
+        }
+        let mut look = Look {
+            proto: Some(proto),
+            hash: 0,
+            probe: Probe::Absent,
+            found: None,
+        };
+        if let Some(key) = look.key(pf) {
+            look.hash = self.conns.hash(&key);
+            look.probe = self.conns.probe(look.hash);
+        }
+        look
+    }
+
+    /// Last pass over a frame: forwards a TCP/UDP frame of a known connection, schedules a new
+    /// one, or hands anything else to [`Forwarder::classify_other`].
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn finish<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
         &mut self,
         snap: &Snapshot,
         topo: &T,
         in_port: u16,
         buf: &mut B,
+        pf: &ParsedFrame,
+        look: &Look,
+        found: Option<(ConnId, Dir)>,
         now_ms: u64,
     ) -> Verdict {
-        let Ok(pf) = parse_frame(buf.frame()) else {
-            return Verdict::Drop(DropReason::Malformed);
+        let Some(key) = look.key(pf) else {
+            return self.classify_other(snap, topo, in_port, buf);
         };
-        let proto = match (pf.l3, pf.proto) {
-            (L3Kind::Arp, _) => return Verdict::Kernel,
-            (_, ip_proto::TCP) => Proto::Tcp,
-            (_, ip_proto::UDP) => Proto::Udp,
-            (L3Kind::Ipv4, ip_proto::ICMP) | (L3Kind::Ipv6, ip_proto::ICMPV6)
-                if pf.frag == Frag::None =>
-            {
-                return self.icmp(snap, topo, in_port, buf, &pf);
-            }
-            _ => return not_ours(snap, &pf, DropReason::UnsupportedProto),
-        };
-        if pf.frag == Frag::Later {
-            return not_ours(snap, &pf, DropReason::Fragment);
-        }
-        let key = FlowKey {
-            saddr: pf.src,
-            daddr: pf.dst,
-            sport: pf.sport,
-            dport: pf.dport,
-            proto,
-        };
-        let hash = self.conns.hash(&key);
-        match self.conns.lookup_hashed(hash, &key) {
+        match found {
             Some((id, Dir::Original))
-                if proto == Proto::Tcp
+                if key.proto == Proto::Tcp
                     && pf.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST)
                         == tcp_flags::SYN
                     && self.retire_if_closing(id) =>
             {
-                self.new_conn(snap, topo, in_port, buf, &pf, key, now_ms)
+                self.new_conn(snap, topo, in_port, buf, pf, key, now_ms)
             }
-            Some((id, dir)) => self.established(snap, topo, in_port, buf, &pf, id, dir, now_ms),
-            None => self.new_conn(snap, topo, in_port, buf, &pf, key, now_ms),
+            Some((id, dir)) => self.established(snap, topo, in_port, buf, pf, id, dir, now_ms),
+            None => self.new_conn(snap, topo, in_port, buf, pf, key, now_ms),
+        }
+    }
+
+    /// Frames that are not TCP or UDP with known ports: ARP, ICMP, other protocols, later
+    /// fragments, malformed frames.
+    #[cold]
+    #[inline(never)]
+    fn classify_other<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
+        &mut self,
+        snap: &Snapshot,
+        topo: &T,
+        in_port: u16,
+        buf: &mut B,
+    ) -> Verdict {
+        let Ok(pf) = parse_frame(buf.frame()) else {
+            return Verdict::Drop(DropReason::Malformed);
+        };
+        match (pf.l3, pf.proto) {
+            (L3Kind::Arp, _) => Verdict::Kernel,
+            (L3Kind::Ipv4, ip_proto::ICMP) | (L3Kind::Ipv6, ip_proto::ICMPV6)
+                if pf.frag == Frag::None =>
+            {
+                self.icmp(snap, topo, in_port, buf, &pf)
+            }
+            (_, ip_proto::TCP | ip_proto::UDP) => not_ours(snap, &pf, DropReason::Fragment),
+            _ => not_ours(snap, &pf, DropReason::UnsupportedProto),
         }
     }
 
