@@ -111,6 +111,14 @@ impl Index {
         None
     }
 
+    /// A byte of the home bucket of `hash` (see `ConnTable::touch_index`).
+    #[inline(always)]
+    pub fn touch(&self, hash: u64) -> u8 {
+        self.buckets
+            .get(self.home(hash))
+            .map_or(0, |b| b.overflow as u8)
+    }
+
     /// Reads the home bucket of `hash` only (see [`Probe`]).
     #[inline(always)]
     pub fn probe(&self, hash: u64) -> Probe {

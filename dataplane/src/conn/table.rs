@@ -211,6 +211,23 @@ impl ConnTable {
         }
     }
 
+    /// Reads the index line of `hash` and returns a byte of it. A plain load standing in for a
+    /// prefetch (the data plane has no `unsafe`): a burst touches all its lines in a tight loop
+    /// with no branch on the loaded data, so their misses are in flight together.
+    #[inline(always)]
+    pub fn touch_index(&self, hash: u64) -> u8 {
+        self.index.touch(hash)
+    }
+
+    /// Reads one byte of every cache line of the entry that index reference `r` (a
+    /// [`Probe::Candidate`]) names, for the same reason as [`ConnTable::touch_index`].
+    #[inline(always)]
+    pub fn touch_entry(&self, r: u32) -> u8 {
+        self.slab
+            .get((r & !REPLY_BIT) as usize)
+            .map_or(0, |e| e.conn.client.0[0] ^ e.conn.real.0[2] ^ e.conn.flags)
+    }
+
     /// Changes whenever a key is added to or removed from the index: probes and resolutions
     /// taken before it moved may be stale.
     #[inline(always)]

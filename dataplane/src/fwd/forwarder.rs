@@ -67,7 +67,6 @@ struct Look {
     proto: Option<Proto>,
     hash: u64,
     probe: Probe,
-    found: Option<(ConnId, Dir)>,
 }
 
 impl Look {
@@ -76,7 +75,6 @@ impl Look {
         proto: None,
         hash: 0,
         probe: Probe::Absent,
-        found: None,
     };
 
     /// The flow key of `pf`, if it has one.
@@ -124,6 +122,8 @@ pub struct Forwarder {
     pub(super) scratch: Box<[u8]>,
     reply_rss: Option<RssTarget>,
     outbox: Vec<AliasMsg>,
+    /// Where the bytes a burst touched to start its loads early end up (so the loads stay).
+    touched: u8,
 }
 
 impl Forwarder {
@@ -147,6 +147,7 @@ impl Forwarder {
             scratch: vec![0u8; SCRATCH_LEN].into_boxed_slice(),
             reply_rss,
             outbox: Vec::with_capacity(OUTBOX_CAP),
+            touched: 0,
         }
     }
 
@@ -240,10 +241,11 @@ impl Forwarder {
             self.stats.count_drop(DropReason::Malformed);
             return Verdict::Drop(DropReason::Malformed);
         };
-        let look = self.probe(&pf);
-        let found = look
-            .key(&pf)
-            .and_then(|key| self.conns.resolve(look.probe, look.hash, &key));
+        let mut look = self.hash_flow(&pf);
+        let found = look.key(&pf).and_then(|key| {
+            look.probe = self.conns.probe(look.hash);
+            self.conns.resolve(look.probe, look.hash, &key)
+        });
         let v = self.finish(snap, topo, in_port, buf, &pf, &look, found, now_ms);
         self.count(v);
         v
@@ -261,10 +263,11 @@ impl Forwarder {
     /// [`Forwarder::process`] over a burst; `verdicts[i]` is the verdict of `bufs[i]` (extra
     /// buffers beyond `verdicts.len()` are left untouched).
     ///
-    /// Works in three passes over each group of [`BURST`] frames so that their cache misses
-    /// overlap instead of queueing: parse, hash and read the index line of every frame; then
-    /// read every candidate entry; then forward each frame. A frame whose lookup may have gone
-    /// stale (an earlier frame of the group added or removed a connection) is looked up again.
+    /// Works in passes over each group of [`BURST`] frames so that their cache misses overlap
+    /// instead of queueing one after the other: parse and hash every frame; touch every index
+    /// line; probe the lines and touch every candidate entry; then look up and forward each
+    /// frame. A frame whose probe may have gone stale (an earlier frame of the group added or
+    /// removed a connection) is looked up in full.
     pub fn process_burst<B: PacketBuf, T: Topology + ?Sized>(
         &mut self,
         snap: &Snapshot,
@@ -278,25 +281,38 @@ impl Forwarder {
             self.install(snap);
         }
         for (bufs, verdicts) in bufs.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
+            let n = bufs.len();
             let mut pfs = [ParsedFrame::EMPTY; BURST];
             let mut looks = [Look::OTHER; BURST];
             for ((b, pf), look) in bufs.iter().zip(pfs.iter_mut()).zip(looks.iter_mut()) {
                 if parse_frame_into(b.frame(), pf).is_ok() {
-                    *look = self.probe(pf);
+                    *look = self.hash_flow(pf);
                 }
             }
+            let mut touched = 0u8;
+            for look in looks.iter().take(n).filter(|l| l.proto.is_some()) {
+                touched ^= self.conns.touch_index(look.hash);
+            }
+            for look in looks.iter_mut().take(n).filter(|l| l.proto.is_some()) {
+                look.probe = self.conns.probe(look.hash);
+                if let Probe::Candidate(r) = look.probe {
+                    touched ^= self.conns.touch_entry(r);
+                }
+            }
+            self.touched = touched;
             let version = self.conns.index_version();
-            for (pf, look) in pfs.iter().zip(looks.iter_mut()).take(bufs.len()) {
-                if let Some(key) = look.key(pf) {
-                    look.found = self.conns.resolve(look.probe, look.hash, &key);
-                }
-            }
-            for (((b, v), pf), look) in bufs.iter_mut().zip(verdicts.iter_mut()).zip(&pfs).zip(&looks) {
+            for (((b, v), pf), look) in bufs
+                .iter_mut()
+                .zip(verdicts.iter_mut())
+                .zip(&pfs)
+                .zip(&looks)
+            {
                 let found = match look.key(pf) {
-                    Some(key) if self.conns.index_version() != version => {
-                        self.conns.lookup_hashed(look.hash, &key)
+                    Some(key) if self.conns.index_version() == version => {
+                        self.conns.resolve(look.probe, look.hash, &key)
                     }
-                    _ => look.found,
+                    Some(key) => self.conns.lookup_hashed(look.hash, &key),
+                    None => None,
                 };
                 *v = self.finish(snap, topo, in_port, b, pf, look, found, now_ms);
                 self.count(*v);
@@ -326,10 +342,9 @@ impl Forwarder {
         self.ip_id
     }
 
-    /// First pass over a parsed frame: for TCP and UDP (not a later fragment), hash the flow key
-    /// and read its index line.
+    /// First pass over a parsed frame: for TCP and UDP (not a later fragment), hash the flow key.
     #[inline(always)]
-    fn probe(&self, pf: &ParsedFrame) -> Look {
+    fn hash_flow(&self, pf: &ParsedFrame) -> Look {
         let proto = match (pf.l3, pf.proto) {
             (L3Kind::Ipv4 | L3Kind::Ipv6, ip_proto::TCP) => Proto::Tcp,
             (L3Kind::Ipv4 | L3Kind::Ipv6, ip_proto::UDP) => Proto::Udp,
@@ -342,11 +357,9 @@ impl Forwarder {
             proto: Some(proto),
             hash: 0,
             probe: Probe::Absent,
-            found: None,
         };
         if let Some(key) = look.key(pf) {
             look.hash = self.conns.hash(&key);
-            look.probe = self.conns.probe(look.hash);
         }
         look
     }
