@@ -246,7 +246,7 @@ impl Forwarder {
             look.probe = self.conns.probe(look.hash);
             self.conns.resolve(look.probe, look.hash, &key)
         });
-        let v = self.finish(snap, topo, in_port, buf, &pf, &look, found, now_ms);
+        let v = self.finish(snap, topo, in_port, buf, &pf, look.key(&pf), found, now_ms);
         self.count(v);
         v
     }
@@ -301,22 +301,28 @@ impl Forwarder {
             }
             self.touched = touched;
             let version = self.conns.index_version();
+            let mut forwarded = 0u64;
             for (((b, v), pf), look) in bufs
                 .iter_mut()
                 .zip(verdicts.iter_mut())
                 .zip(&pfs)
                 .zip(&looks)
             {
-                let found = match look.key(pf) {
+                let key = look.key(pf);
+                let found = match &key {
                     Some(key) if self.conns.index_version() == version => {
-                        self.conns.resolve(look.probe, look.hash, &key)
+                        self.conns.resolve(look.probe, look.hash, key)
                     }
-                    Some(key) => self.conns.lookup_hashed(look.hash, &key),
+                    Some(key) => self.conns.lookup_hashed(look.hash, key),
                     None => None,
                 };
-                *v = self.finish(snap, topo, in_port, b, pf, look, found, now_ms);
-                self.count(*v);
+                *v = self.finish(snap, topo, in_port, b, pf, key, found, now_ms);
+                match *v {
+                    Verdict::Forward { .. } | Verdict::Resolve { .. } => forwarded += 1,
+                    other => self.count(other),
+                }
             }
+            self.stats.forwarded.add(forwarded);
         }
     }
 
@@ -375,11 +381,11 @@ impl Forwarder {
         in_port: u16,
         buf: &mut B,
         pf: &ParsedFrame,
-        look: &Look,
+        key: Option<FlowKey>,
         found: Option<(ConnId, Dir)>,
         now_ms: u64,
     ) -> Verdict {
-        let Some(key) = look.key(pf) else {
+        let Some(key) = key else {
             return self.classify_other(snap, topo, in_port, buf);
         };
         match found {
