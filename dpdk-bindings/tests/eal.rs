@@ -536,3 +536,24 @@ fn test_rss_request_is_masked_to_device_support() {
         }
     }
 }
+
+#[test]
+fn test_burst_as_mut_slice_edits_in_place_and_keeps_ownership() {
+    let Some(_eal) = eal() else { return };
+    let pool = pool("t_burst_slice", 15);
+    let mut burst = MbufBurst::<8>::new();
+    assert!(burst.as_mut_slice().is_empty());
+    for tag in 0..3 {
+        burst.push(mbuf_with(&pool, &[tag, 0])).unwrap();
+    }
+    for (i, m) in burst.as_mut_slice().iter_mut().enumerate() {
+        m.data_mut()[1] = 10 + i as u8;
+    }
+    // Reordering through the slice moves ownership with the pointers.
+    burst.as_mut_slice().swap(0, 2);
+    assert_eq!(burst.as_mut_slice().len(), 3);
+    assert_eq!(pool.in_use(), 3);
+    let frames: Vec<Vec<u8>> = burst.drain().map(|m| m.data().to_vec()).collect();
+    assert_eq!(frames, [vec![2, 12], vec![1, 11], vec![0, 10]]);
+    assert_eq!(pool.in_use(), 0);
+}
