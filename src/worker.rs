@@ -365,33 +365,41 @@ impl Worker {
     ) {
         let n = burst.len().min(BURST);
         let mut ports = [0u16; BURST];
-        match from {
-            InPort::All(pi) => ports[..n].fill(pi as u16),
-            InPort::Each => {
-                for (i, p) in ports[..n].iter_mut().enumerate() {
-                    *p = burst.get(i).map_or(0, |m| self.in_port(m) as u16);
-                }
+        let mut verdicts = [Verdict::Drop(DropReason::Malformed); BURST];
+        if let InPort::Each = from {
+            for (i, p) in ports[..n].iter_mut().enumerate() {
+                *p = burst.get(i).map_or(0, |m| self.in_port(m) as u16);
             }
         }
-        let mut verdicts = [Verdict::Drop(DropReason::Malformed); BURST];
         let topo = Topo {
             routes: &snap.routes,
             macs: &snap.macs,
             neigh: &self.neigh,
         };
         let bufs = burst.as_mut_slice();
-        // One forwarder call per run of frames from the same port (a whole RX burst is one run).
-        let mut start = 0;
-        while start < n {
-            let p = ports[start];
-            let end = ports[start..n]
-                .iter()
-                .position(|&q| q != p)
-                .map_or(n, |k| start + k);
-            if let (Some(bs), Some(vs)) = (bufs.get_mut(start..end), verdicts.get_mut(start..end)) {
-                self.fwd.process_burst(&snap.fwd, &topo, p, bs, vs, now);
+        match from {
+            InPort::All(pi) => {
+                ports[..n].fill(pi as u16);
+                self.fwd
+                    .process_burst(&snap.fwd, &topo, pi as u16, bufs, &mut verdicts[..n], now);
             }
-            start = end;
+            // One forwarder call per run of frames from the same port.
+            InPort::Each => {
+                let mut start = 0;
+                while start < n {
+                    let p = ports[start];
+                    let end = ports[start..n]
+                        .iter()
+                        .position(|&q| q != p)
+                        .map_or(n, |k| start + k);
+                    if let (Some(bs), Some(vs)) =
+                        (bufs.get_mut(start..end), verdicts.get_mut(start..end))
+                    {
+                        self.fwd.process_burst(&snap.fwd, &topo, p, bs, vs, now);
+                    }
+                    start = end;
+                }
+            }
         }
         let mut aliases_read = false;
         for ((m, &v), &p) in burst.drain().zip(verdicts.iter()).zip(ports.iter()) {
@@ -414,6 +422,10 @@ impl Worker {
         b: &mut Bursts,
         now: u64,
     ) {
+        if let Verdict::Forward { port } = v {
+            self.tx(usize::from(port), m, b);
+            return;
+        }
         if v == Verdict::Drop(DropReason::ReplyMiss) {
             if !self.mailboxes[usize::from(self.index)].aliases.is_empty() {
                 // The owner queues a NAT alias before sending the packet the reply answers; a
@@ -614,7 +626,7 @@ impl Worker {
             .unwrap_or(0)
     }
 
-    #[inline]
+    #[inline(always)]
     fn tx(&self, port: usize, m: Mbuf, b: &mut Bursts) {
         let Some(p) = self.ports.get(port) else {
             return;
@@ -809,7 +821,8 @@ fn set_macs(m: &mut Mbuf, dst: MacAddr, src: MacAddr) {
     }
 }
 
-#[inline]
+/// Queues `m` on a TX burst, transmitting the burst first if it is full.
+#[inline(always)]
 fn push_or_flush(
     burst: &mut MbufBurst<BURST>,
     m: Mbuf,
@@ -818,12 +831,24 @@ fn push_or_flush(
     counters: &WorkerCounters,
 ) {
     if let Err(m) = burst.push(m) {
-        if let Some(p) = port {
-            flush(burst, p, q, counters, true);
-        }
-        if burst.push(m).is_err() {
-            counters.count_drop(WorkerDrop::TxFull);
-        }
+        flush_then_push(burst, m, port, q, counters);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn flush_then_push(
+    burst: &mut MbufBurst<BURST>,
+    m: Mbuf,
+    port: Option<&Port>,
+    q: QueueId,
+    counters: &WorkerCounters,
+) {
+    if let Some(p) = port {
+        flush(burst, p, q, counters, true);
+    }
+    if burst.push(m).is_err() {
+        counters.count_drop(WorkerDrop::TxFull);
     }
 }
 
