@@ -131,7 +131,12 @@ fn measure_ironvs(
         std::thread::sleep(Duration::from_millis(20));
     }
     if case.load == Load::NewConns {
-        return measure_new_conns(api, case, t);
+        let recorder = perf.map(|(p, pid)| record(p, pid, t.window));
+        let m = measure_new_conns(api, case, t);
+        if let Some(r) = recorder {
+            r?;
+        }
+        return m;
     }
     std::thread::sleep(t.warmup);
     let recorder = perf.map(|(p, pid)| record(p, pid, t.window));
