@@ -4,10 +4,12 @@
 //! A table of a million connections spans ~130 MiB; on 4 KiB pages nearly every lookup is a TLB
 //! miss. [`advise_huge_pages`] marks the 2 MiB-aligned interior of a region `MADV_HUGEPAGE` (so
 //! THP in `madvise` mode backs it, and khugepaged keeps it so) and then asks for
-//! `MADV_COLLAPSE` (Linux 6.1+), which replaces the already-faulted 4 KiB pages with huge pages
-//! synchronously, in the calling thread (call it from the thread that uses the memory, so the
-//! pages come from its NUMA node). Neither advice changes the memory's contents. A kernel
-//! without THP or without `MADV_COLLAPSE` is not an error: the outcome says what happened.
+//! `MADV_COLLAPSE` (Linux 6.1+, independent of the THP sysfs settings), which replaces the
+//! already-faulted 4 KiB pages with huge pages synchronously, in the calling thread (call it
+//! from the thread that uses the memory, so the pages come from its NUMA node). Neither advice
+//! changes the memory's contents. A kernel without THP or without `MADV_COLLAPSE` is not an
+//! error: the outcome says what happened. A collapse that fails part-way (`EAGAIN`, `ENOMEM`)
+//! may have collapsed some huge pages; `anon_huge_bytes` tells.
 
 use std::io;
 
