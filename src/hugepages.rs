@@ -2,9 +2,10 @@
 //!
 //! The table (slab and hash index) is allocated once, at start-up, for `max_connections`; with
 //! a million connections it spans ~130 MiB, and on 4 KiB pages nearly every lookup misses the
-//! TLB. The worker calls [`back_conn_table`] on its own lcore before polling, so the huge pages
-//! come from its NUMA node. Where the kernel cannot (no THP, no `MADV_COLLAPSE`), the table
-//! stays on small pages and a log line says so.
+//! TLB. The daemon calls [`back_conn_table`] right after building each worker's forwarder,
+//! before the worker starts (the kernel copies the pages, ~0.3 s per 100 MiB; the huge pages
+//! come from the node that holds the small ones). Where the kernel cannot (no THP, no
+//! `MADV_COLLAPSE`), the table stays on small pages and a log line says so.
 
 use dataplane::fwd::Forwarder;
 use dpdk_bindings::mem::{self, HugeOutcome};

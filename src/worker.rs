@@ -260,8 +260,6 @@ impl Worker {
             log::error!("worker {}: no TSC frequency; not starting", self.index);
             return;
         };
-        // Before polling, on this lcore: the table's huge pages come from its NUMA node.
-        crate::hugepages::back_conn_table(self.index, &self.fwd);
         let shared = Arc::clone(&self.shared);
         let mut cache = arc_swap::Cache::new(&shared.current);
         let steer = self.steer.clone();
