@@ -9,8 +9,8 @@
 //!
 //! Options: `--flows 1024,65536`, `--modes dr,tun,nat,fullnat`, `--window-ms 2000`,
 //! `--warmup-ms 500`, `--no-fwd`, `--no-testpmd`, `--no-newconns`, `--no-mem`, `--perf DIR` (records the
-//! worker CPU with `perf` in extra runs: DR and FullNAT at the middle of the `--flows` counts,
-//! and the new-connections run),
+//! worker CPU with `perf` in extra runs: DR and FullNAT, or the `--modes` given, at the middle
+//! of the `--flows` counts, and the new-connections run),
 //! `--keep` (keeps pcaps, configs and logs). `IRONVS_BIN` overrides the daemon binary (default:
 //! the one cargo built for this bench, with the release profile).
 //!
@@ -136,12 +136,13 @@ fn profile(
     dir: &std::path::Path,
     out: &std::path::Path,
     flows: u32,
+    modes: &[Mode],
     t: Timing,
 ) {
     let _ = std::fs::create_dir_all(out);
     println!();
     println!("## Profile (perf record of the daemon during the window, worker thread)");
-    for mode in [Mode::Dr, Mode::FullNat] {
+    for &mode in modes {
         let case = Case {
             mode,
             flows,
@@ -291,7 +292,13 @@ fn main() {
     }
 
     if let (Some(d), Some(flows)) = (&o.perf, perf_flows) {
-        profile(&bin, &dir, d, flows, o.timing);
+        // DR and FullNAT unless other modes were asked for.
+        let modes: Vec<Mode> = if o.modes.len() == 4 {
+            vec![Mode::Dr, Mode::FullNat]
+        } else {
+            o.modes.clone()
+        };
+        profile(&bin, &dir, d, flows, &modes, o.timing);
     }
 
     let mut newconn = None;

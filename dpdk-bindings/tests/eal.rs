@@ -557,3 +557,47 @@ fn test_burst_as_mut_slice_edits_in_place_and_keeps_ownership() {
     assert_eq!(frames, [vec![2, 12], vec![1, 11], vec![0, 10]]);
     assert_eq!(pool.in_use(), 0);
 }
+
+#[test]
+fn test_mbuf_head_tail_ops_match_dpdk() {
+    let Some(_eal) = eal() else { return };
+    let pool = pool("t_mbuf_diff", 7);
+    let mut ours = mbuf_with(&pool, &[7; 60]);
+    let theirs = mbuf_with(&pool, &[7; 60]);
+    let p = theirs.as_ptr();
+    let state = |m: &Mbuf| (m.headroom(), m.len(), m.pkt_len(), m.tailroom());
+    // Every operation, in and out of range, from both ends.
+    let ops: [(u8, u16); 12] = [
+        (0, 20),
+        (3, 6),
+        (1, 14),
+        (2, 100),
+        (0, 200),
+        (1, 5000),
+        (3, 5000),
+        (2, 5000),
+        (0, 114),
+        (1, 0),
+        (3, 150),
+        (2, 1),
+    ];
+    for (op, n) in ops {
+        // SAFETY: `theirs` is a valid single-segment mbuf we own; these calls check bounds.
+        let c_ok = unsafe {
+            match op {
+                0 => !dpdk_bindings::sys::rte_pktmbuf_prepend(p, n).is_null(),
+                1 => !dpdk_bindings::sys::rte_pktmbuf_adj(p, n).is_null(),
+                2 => !dpdk_bindings::sys::rte_pktmbuf_append(p, n).is_null(),
+                _ => dpdk_bindings::sys::rte_pktmbuf_trim(p, n) == 0,
+            }
+        };
+        let ok = match op {
+            0 => ours.prepend(n).is_ok(),
+            1 => ours.adj(n).is_ok(),
+            2 => ours.append(n).is_ok(),
+            _ => ours.trim(n).is_ok(),
+        };
+        assert_eq!(ok, c_ok, "op {op} n {n}");
+        assert_eq!(state(&ours), state(&theirs), "op {op} n {n}");
+    }
+}
