@@ -1,6 +1,7 @@
 //! Data plane benches: ns per packet of `Forwarder::process` on established flows (DR, NAT,
 //! FullNAT at 1k, 64k and 1M flows), the cost of a new FullNAT connection (SYN → schedule →
-//! insert, with its later expiry), and Maglev table builds.
+//! insert, with its later expiry), and Maglev table builds. `established_burst` runs the same
+//! flows through `Forwarder::process_burst`, 32 frames at a time, as the daemon's worker does.
 //!
 //! Frames are rebuilt in one reused `VecBuf` per packet (a 54-byte copy plus the flow's client
 //! address and port), so nothing allocates while measuring. Throughput is in packets.
@@ -157,6 +158,57 @@ fn established(c: &mut Criterion) {
     g.finish();
 }
 
+/// The same flows as [`established`] through `Forwarder::process_burst`, 32 frames at a time as
+/// the worker receives them: the burst's index and entry misses overlap (per-packet figures).
+fn established_burst(c: &mut Criterion) {
+    const BURST: usize = 32;
+    let mut g = c.benchmark_group("established_burst");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(BURST as u64));
+    for (name, mode) in [
+        ("dr", FwdMode::Dr),
+        ("nat", FwdMode::Nat),
+        ("fullnat", FwdMode::FullNat),
+    ] {
+        let snap = snapshot(mode);
+        for (label, flows) in [("1k", 1_000u32), ("64k", 65_536), ("1m", 1_000_000)] {
+            let capacity = (flows + flows / 4).next_multiple_of(4);
+            let mut f = forwarder(capacity);
+            let mut bufs: Vec<VecBuf> = (0..BURST).map(|_| VecBuf::new(&[0u8; 64])).collect();
+            let mut verdicts = [dataplane::fwd::Verdict::Kernel; BURST];
+            let syn = template(0x02);
+            for i in 0..flows {
+                bufs[0].reset(&syn, VecBuf::DEFAULT_HEADROOM);
+                set_flow(buf_frame(&mut bufs[0]), i);
+                let v = f.process(&snap, &Flat, 0, &mut bufs[0], 1000);
+                assert!(
+                    matches!(v, dataplane::fwd::Verdict::Forward { .. }),
+                    "{v:?}"
+                );
+            }
+            let ack = template(0x10);
+            let mut i = 0u32;
+            g.bench_function(BenchmarkId::new(name, label), |b| {
+                b.iter(|| {
+                    for buf in bufs.iter_mut() {
+                        buf.reset(&ack, VecBuf::DEFAULT_HEADROOM);
+                        set_flow(buf_frame(buf), i);
+                        i += 1;
+                        if i == flows {
+                            i = 0;
+                        }
+                    }
+                    f.process_burst(&snap, &Flat, 0, &mut bufs, &mut verdicts, 2000);
+                    black_box(&verdicts);
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 #[inline]
 fn buf_frame(b: &mut VecBuf) -> &mut [u8] {
     dataplane::buf::PacketBuf::frame_mut(b)
@@ -217,5 +269,11 @@ fn maglev_build(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, established, new_connection, maglev_build);
+criterion_group!(
+    benches,
+    established,
+    established_burst,
+    new_connection,
+    maglev_build
+);
 criterion_main!(benches);

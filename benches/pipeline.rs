@@ -4,14 +4,14 @@
 //! of a two-port director and a neighbour cache holding the real servers' and the gateway's
 //! MACs (the same `Topology` as the daemon's worker) — opens `flows` connections with a full
 //! handshake, then forwards `packets` pre-built 64-byte TCP ACKs (60 bytes + FCS on the wire)
-//! of those established flows through [`Forwarder::process`], round robin over the flows, in
-//! bursts of 32 with the clock advancing 1 ms per burst. The frame is copied into one reused
-//! [`VecBuf`] per packet (no allocation).
+//! of those established flows through [`Forwarder::process_burst`] (as the daemon's worker does),
+//! round robin over the flows, in bursts of 32 with the clock advancing 1 ms per burst. Each
+//! frame is copied into one of 32 reused [`VecBuf`]s (no allocation).
 //!
 //! Run it twice with different packet counts: everything but the per-packet work is identical, so
 //! `(Ir(M) − Ir(N)) / (M − N)` is the instructions per packet, independent of machine noise
 //! (`benches/callgrind/run.sh` does that for every mode and prints the table). `harness` runs
-//! the same loop without `process`, so its count is the copy-and-check overhead included in
+//! the same loop without `process_burst`, so its count is the copy-and-check overhead included in
 //! every other row.
 //!
 //! ```text
@@ -362,30 +362,47 @@ fn setup(mode: Mode, flows: u32) -> (Bench, Vec<Flow>) {
 /// Forwards `packets` frames round robin over the flows; returns the packets not forwarded to
 /// their expected port.
 fn run<const EPOCH: bool>(b: &mut Bench, flows: &[Flow], mode: Mode, packets: u64) -> u64 {
-    let mut buf = VecBuf::new(&[0u8; FRAME_LEN]);
+    let mut bufs: Vec<VecBuf> = (0..BURST).map(|_| VecBuf::new(&[0u8; FRAME_LEN])).collect();
+    let mut verdicts = [Verdict::Kernel; BURST];
+    let mut expected = [Verdict::Kernel; BURST];
     let mut wrong = 0u64;
     let mut next = 0usize;
     let mut sent = 0u64;
     while sent < packets {
-        let n = (packets - sent).min(BURST as u64);
-        for _ in 0..n {
+        let n = (packets - sent).min(BURST as u64) as usize;
+        for (buf, want) in bufs.iter_mut().zip(expected.iter_mut()).take(n) {
             let Some(flow) = flows.get(next) else {
                 break;
             };
-            let v = if mode == Mode::Harness {
-                buf.reset(&flow.frame, VecBuf::DEFAULT_HEADROOM);
-                black_box(Verdict::Forward { port: flow.port })
-            } else {
-                forward::<EPOCH>(b, &mut buf, &flow.frame)
-            };
-            wrong += u64::from(v != Verdict::Forward { port: flow.port });
+            buf.reset(&flow.frame, VecBuf::DEFAULT_HEADROOM);
+            *want = Verdict::Forward { port: flow.port };
             next += 1;
             if next == flows.len() {
                 next = 0;
             }
         }
-        black_box(buf.frame());
-        sent += n;
+        if mode == Mode::Harness {
+            verdicts[..n].copy_from_slice(black_box(&expected[..n]));
+        } else {
+            let topo = Topo::<EPOCH> {
+                routes: &b.routes,
+                macs: &PORT_MACS,
+                neigh: &b.neigh,
+            };
+            b.fwd.process_burst(
+                &b.snap,
+                &topo,
+                CLIENT_PORT,
+                &mut bufs[..n],
+                &mut verdicts[..n],
+                b.now,
+            );
+        }
+        for (v, want) in verdicts.iter().zip(&expected).take(n) {
+            wrong += u64::from(v != want);
+        }
+        black_box(&bufs);
+        sent += n as u64;
         b.now += 1;
     }
     wrong

@@ -31,6 +31,18 @@ const EMPTY_BUCKET: Bucket = Bucket {
     refs: [0; SLOTS],
 };
 
+/// What the home bucket alone says about a hash: the first stage of a burst lookup, which reads
+/// one index line per packet and no slab entry, so that a burst's index misses overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// Nothing is stored under the hash: no tag matches at home and nothing was displaced past it.
+    Absent,
+    /// The home bucket's first reference with the hash's tag (possibly a tag collision).
+    Candidate(u32),
+    /// The home bucket cannot tell; a full [`Index::find`] must.
+    Unsure,
+}
+
 /// Every slot is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexFull;
@@ -97,6 +109,29 @@ impl Index {
             b = self.next(b);
         }
         None
+    }
+
+    /// A byte of the home bucket of `hash` (see `ConnTable::touch_index`).
+    #[inline(always)]
+    pub fn touch(&self, hash: u64) -> u8 {
+        self.buckets
+            .get(self.home(hash))
+            .map_or(0, |b| b.overflow as u8)
+    }
+
+    /// Reads the home bucket of `hash` only (see [`Probe`]).
+    #[inline(always)]
+    pub fn probe(&self, hash: u64) -> Probe {
+        let tag = tag_of(hash);
+        let Some(bucket) = self.buckets.get(self.home(hash)) else {
+            return Probe::Unsure;
+        };
+        let hit = bucket.tags.iter().position(|&t| t == tag);
+        match (hit.and_then(|i| bucket.refs.get(i)), bucket.overflow) {
+            (Some(&r), _) => Probe::Candidate(r),
+            (None, 0) => Probe::Absent,
+            (None, _) => Probe::Unsure,
+        }
     }
 
     /// Stores `r` under `hash` (duplicates are the caller's business).
@@ -198,6 +233,25 @@ mod tests {
         }
         assert!(ix.buckets.iter().all(|b| b.overflow == 0));
         assert_eq!(ix.find(h, |_| true), None);
+    }
+
+    #[test]
+    fn test_probe_agrees_with_find() {
+        let mut ix = Index::new(3);
+        let h = 0xabcd_0000_0000_0001u64;
+        assert_eq!(ix.probe(h), Probe::Absent);
+        ix.insert(h, 7).unwrap();
+        assert_eq!(ix.probe(h), Probe::Candidate(7));
+        // Another tag in the same home: not a candidate, and nothing was displaced.
+        assert_eq!(ix.probe(0x1111_0000_0000_0001), Probe::Absent);
+        for r in 8..20 {
+            ix.insert(h, r).unwrap();
+        }
+        // Ten fill the home bucket, two spill: a foreign tag there can no longer be ruled out.
+        assert_eq!(ix.probe(0x1111_0000_0000_0001), Probe::Unsure);
+        assert_eq!(ix.probe(h), Probe::Candidate(7));
+        assert!(ix.remove(h, 7));
+        assert_eq!(ix.probe(h), Probe::Candidate(8));
     }
 
     #[test]

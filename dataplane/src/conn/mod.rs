@@ -39,6 +39,7 @@ use std::fmt;
 
 pub use entry::{Conn, NewConn};
 pub use hash::{hash_flow, random_seed};
+pub use index::Probe;
 pub use state::{tcp_flags, ConnState};
 pub use table::{ConnTable, ConnTableConfig};
 pub use template::{NewTemplate, TemplateKey};

@@ -7,7 +7,7 @@
 
 use super::entry::{flag, Conn, Entry, NewConn};
 use super::hash::{hash_flow, random_seed};
-use super::index::Index;
+use super::index::{Index, Probe};
 use super::state::ConnState;
 use super::wheel::{Link, Wheel, NIL};
 use super::{ConnId, Dir, InsertError};
@@ -17,6 +17,17 @@ use crate::sched::DestLoad;
 
 /// Reply-direction bit of an index reference.
 const REPLY_BIT: u32 = 1 << 31;
+/// The entry and direction an index reference names.
+#[inline(always)]
+fn decode_ref(r: u32) -> (ConnId, Dir) {
+    let dir = if r & REPLY_BIT != 0 {
+        Dir::Reply
+    } else {
+        Dir::Original
+    };
+    (ConnId(r & !REPLY_BIT), dir)
+}
+
 /// Sizes and settings of a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnTableConfig {
@@ -59,6 +70,8 @@ pub struct ConnTable {
     pub(super) timeouts: Timeouts,
     pub(super) seed: u64,
     pub(super) now_ms: u64,
+    /// Moves whenever a key enters or leaves the index (see [`ConnTable::index_version`]).
+    pub(super) version: u64,
     core: u16,
 }
 
@@ -96,6 +109,7 @@ impl ConnTable {
             timeouts: cfg.timeouts,
             seed: cfg.seed.unwrap_or_else(random_seed),
             now_ms: 0,
+            version: 0,
             core: cfg.core,
         }
     }
@@ -174,22 +188,63 @@ impl ConnTable {
     /// [`ConnTable::lookup`] with the hash from [`ConnTable::hash`].
     #[inline(always)]
     pub fn lookup_hashed(&self, hash: u64, key: &FlowKey) -> Option<(ConnId, Dir)> {
-        let slab = &self.slab;
-        let r = self.index.find(hash, |r| {
-            slab.get((r & !REPLY_BIT) as usize).is_some_and(|e| {
-                if r & REPLY_BIT != 0 {
-                    e.conn.reply_key() == *key
-                } else {
-                    e.conn.flags & flag::TEMPLATE == 0 && e.conn.orig_key() == *key
-                }
-            })
-        })?;
-        let dir = if r & REPLY_BIT != 0 {
-            Dir::Reply
-        } else {
-            Dir::Original
-        };
-        Some((ConnId(r & !REPLY_BIT), dir))
+        let r = self.index.find(hash, |r| self.ref_matches(r, key))?;
+        Some(decode_ref(r))
+    }
+
+    /// Stage one of a burst lookup: reads the index line of `hash` and no entry, so that the
+    /// index misses of a burst's packets overlap (see [`ConnTable::resolve`]).
+    #[inline(always)]
+    pub fn probe(&self, hash: u64) -> Probe {
+        self.index.probe(hash)
+    }
+
+    /// Stage two: confirms `probe` against the candidate entry's key (reading that entry), or
+    /// looks up in full when the bucket could not tell. Same answer as [`ConnTable::lookup`]
+    /// as long as [`ConnTable::index_version`] has not moved since the probe.
+    #[inline(always)]
+    pub fn resolve(&self, probe: Probe, hash: u64, key: &FlowKey) -> Option<(ConnId, Dir)> {
+        match probe {
+            Probe::Absent => None,
+            Probe::Candidate(r) if self.ref_matches(r, key) => Some(decode_ref(r)),
+            Probe::Candidate(_) | Probe::Unsure => self.lookup_hashed(hash, key),
+        }
+    }
+
+    /// Reads the index line of `hash` and returns a byte of it. A plain load standing in for a
+    /// prefetch (the data plane has no `unsafe`): a burst touches all its lines in a tight loop
+    /// with no branch on the loaded data, so their misses are in flight together.
+    #[inline(always)]
+    pub fn touch_index(&self, hash: u64) -> u8 {
+        self.index.touch(hash)
+    }
+
+    /// Reads one byte of every cache line of the entry that index reference `r` (a
+    /// [`Probe::Candidate`]) names, for the same reason as [`ConnTable::touch_index`].
+    #[inline(always)]
+    pub fn touch_entry(&self, r: u32) -> u8 {
+        self.slab
+            .get((r & !REPLY_BIT) as usize)
+            .map_or(0, |e| e.conn.client.0[0] ^ e.conn.real.0[2] ^ e.conn.flags)
+    }
+
+    /// Changes whenever a key is added to or removed from the index: probes and resolutions
+    /// taken before it moved may be stale.
+    #[inline(always)]
+    pub fn index_version(&self) -> u64 {
+        self.version
+    }
+
+    /// True when index reference `r` is the entry (and direction) of `key`.
+    #[inline(always)]
+    fn ref_matches(&self, r: u32, key: &FlowKey) -> bool {
+        self.slab.get((r & !REPLY_BIT) as usize).is_some_and(|e| {
+            if r & REPLY_BIT != 0 {
+                e.conn.reply_key() == *key
+            } else {
+                e.conn.flags & flag::TEMPLATE == 0 && e.conn.orig_key() == *key
+            }
+        })
     }
 
     /// The entry `id`, if in use.
@@ -305,6 +360,7 @@ impl ConnTable {
         }
         e.conn = conn;
         self.len += 1;
+        self.version = self.version.wrapping_add(1);
         self.wheel.link(&mut self.slab, id);
         Ok(id)
     }
@@ -318,6 +374,7 @@ impl ConnTable {
 
     /// Takes entry `id` out of the index.
     pub(super) fn unindex(&mut self, id: u32) {
+        self.version = self.version.wrapping_add(1);
         let c = self.slab[id as usize].conn;
         if c.flags & flag::TEMPLATE != 0 {
             let h = self.template_hash_of(&c);

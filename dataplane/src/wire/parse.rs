@@ -73,6 +73,27 @@ pub struct ParsedFrame {
 }
 
 impl ParsedFrame {
+    /// A placeholder (all zero, IPv4) for arrays of frames not parsed yet.
+    pub const EMPTY: ParsedFrame = ParsedFrame {
+        src: Addr::UNSPECIFIED,
+        dst: Addr::UNSPECIFIED,
+        l3: L3Kind::Ipv4,
+        vlan_tci: None,
+        ethertype: 0,
+        l3_off: 0,
+        l4_off: 0,
+        ip_len: 0,
+        proto: 0,
+        ttl: 0,
+        frag: Frag::None,
+        sport: 0,
+        dport: 0,
+        tcp_flags: 0,
+        icmp_type: 0,
+        icmp_code: 0,
+        payload_len: 0,
+    };
+
     /// Length of the L2 header (14, or 18 with a VLAN tag).
     #[inline]
     pub fn l2_len(&self) -> usize {
@@ -126,24 +147,35 @@ impl ParsedFrame {
 /// Parses a frame's headers once; see the module doc for what is rejected.
 #[inline(always)]
 pub fn parse_frame(frame: &[u8]) -> Result<ParsedFrame, ParseError> {
-    match parse_ipv4_tcp(frame) {
-        Some(pf) => Ok(pf),
-        None => parse_any(frame),
+    let mut pf = ParsedFrame::EMPTY;
+    parse_frame_into(frame, &mut pf).map(|()| pf)
+}
+
+/// [`parse_frame`] into `out`, which the common case fills in place (no copy of the result);
+/// `out` is unchanged on error.
+#[inline(always)]
+pub fn parse_frame_into(frame: &[u8], out: &mut ParsedFrame) -> Result<(), ParseError> {
+    if parse_ipv4_tcp(frame, out) {
+        return Ok(());
     }
+    *out = parse_any(frame)?;
+    Ok(())
 }
 
 /// The common case in a few compares: an untagged, unfragmented IPv4 packet without options
-/// carrying TCP. Returns exactly what [`parse_any`] returns for such a frame, and `None` for
-/// anything else (which [`parse_any`] then handles, errors included).
+/// carrying TCP. Writes exactly what [`parse_any`] returns for such a frame and returns true;
+/// returns false for anything else (which [`parse_any`] then handles, errors included).
 #[inline(always)]
-fn parse_ipv4_tcp(frame: &[u8]) -> Option<ParsedFrame> {
+fn parse_ipv4_tcp(frame: &[u8], out: &mut ParsedFrame) -> bool {
     // Ethernet (14) + IPv4 without options (20) + TCP (20): every offset below is in bounds.
-    let h: &[u8; 54] = frame.get(..54)?.try_into().ok()?;
+    let Some(h) = frame.first_chunk::<54>() else {
+        return false;
+    };
     let flags_frag = u16::from_be_bytes([h[20], h[21]]);
     // Ethertype IPv4, version 4 with IHL 5, protocol TCP, neither MF nor a fragment offset.
     if [h[12], h[13], h[14], h[23]] != [0x08, 0x00, 0x45, ip_proto::TCP] || flags_frag & 0x3fff != 0
     {
-        return None;
+        return false;
     }
     let ip_len = u16::from_be_bytes([h[16], h[17]]);
     let tcp_len = u16::from(h[46] >> 4) * 4;
@@ -153,9 +185,9 @@ fn parse_ipv4_tcp(frame: &[u8]) -> Option<ParsedFrame> {
         || tcp_len < 20
         || tcp_len > ip_len - 20
     {
-        return None;
+        return false;
     }
-    Some(ParsedFrame {
+    *out = ParsedFrame {
         src: Addr::v4([h[26], h[27], h[28], h[29]]),
         dst: Addr::v4([h[30], h[31], h[32], h[33]]),
         l3: L3Kind::Ipv4,
@@ -173,7 +205,8 @@ fn parse_ipv4_tcp(frame: &[u8]) -> Option<ParsedFrame> {
         icmp_type: 0,
         icmp_code: 0,
         payload_len: ip_len - 20 - tcp_len,
-    })
+    };
+    true
 }
 
 /// The general parse: any ethertype, VLAN tag, IP options, IPv6 extension headers, fragments.
@@ -433,21 +466,27 @@ mod tests {
                 }
             }
             prop_assert_eq!(parse_frame(&f), parse_any(&f));
-            if let Some(pf) = parse_ipv4_tcp(&f) {
+            if let Some(pf) = shortcut(&f) {
                 prop_assert_eq!(Ok(pf), parse_any(&f));
             }
         }
     }
 
+    /// What the IPv4/TCP shortcut alone makes of `f`.
+    fn shortcut(f: &[u8]) -> Option<ParsedFrame> {
+        let mut pf = ParsedFrame::EMPTY;
+        parse_ipv4_tcp(f, &mut pf).then_some(pf)
+    }
+
     #[test]
     fn test_ipv4_tcp_shortcut_taken() {
         let f = &fixtures::ETH_IPV4_TCP_SYN;
-        assert_eq!(parse_ipv4_tcp(f).map(Ok), Some(parse_any(f)));
+        assert_eq!(shortcut(f).map(Ok), Some(parse_any(f)));
         // Options, a fragment, UDP and a tag all take the general parse.
         for (i, b) in [(14, 0x46), (21, 1), (23, 17), (12, 0x81)] {
             let mut g = f.to_vec();
             g[i] = b;
-            assert_eq!(parse_ipv4_tcp(&g), None, "byte {i} = {b:#x}");
+            assert_eq!(shortcut(&g), None, "byte {i} = {b:#x}");
         }
     }
 
