@@ -399,10 +399,42 @@ impl Worker {
                 }
             }
         }
+        // The common case: the whole burst leaves by one port. Its mbufs move to that port's TX
+        // burst in one copy.
+        if let Some(&Verdict::Forward { port }) = verdicts.first() {
+            let out = usize::from(port);
+            if n > 0
+                && verdicts[..n]
+                    .iter()
+                    .all(|v| *v == Verdict::Forward { port })
+                && self.send_all(out, burst, b)
+            {
+                return;
+            }
+        }
         let mut aliases_read = false;
-        for ((m, &v), &p) in burst.drain().zip(verdicts.iter()).zip(ports.iter()) {
+        for ((m, v), &p) in burst.drain().zip(verdicts.iter()).zip(ports.iter()) {
             self.dispatch(snap, usize::from(p), m, v, &mut aliases_read, b, now);
         }
+    }
+
+    /// Moves every mbuf of `burst` to the TX burst of data port `out`, transmitting that first if
+    /// they do not fit; false (nothing moved) if `out` is not a data port.
+    #[inline]
+    fn send_all(&self, out: usize, burst: &mut MbufBurst<BURST>, b: &mut Bursts) -> bool {
+        let (Some(p), Some(tx)) = (self.ports.get(out), b.tx.get_mut(out)) else {
+            return false;
+        };
+        if tx.spare() < burst.len() {
+            flush(tx, &p.port, QueueId(self.index), &self.counters, true);
+        }
+        // After a flush the TX burst is empty and takes a whole RX burst.
+        tx.take_from(burst);
+        if !burst.is_empty() {
+            self.counters.drops[WorkerDrop::TxFull as usize].add(burst.len() as u64);
+            burst.clear();
+        }
+        true
     }
 
     /// Sends one forwarded frame where its verdict says. A NAT reply that missed gets a second
@@ -415,15 +447,18 @@ impl Worker {
         snap: &Published,
         pi: usize,
         mut m: Mbuf,
-        mut v: Verdict,
+        v: &Verdict,
         aliases_read: &mut bool,
         b: &mut Bursts,
         now: u64,
     ) {
-        if let Verdict::Forward { port } = v {
+        // By reference: the forwarder has just written the verdicts field by field, and reading
+        // one whole would stall on store forwarding.
+        if let &Verdict::Forward { port } = v {
             self.tx(usize::from(port), m, b);
             return;
         }
+        let mut v = *v;
         if v == Verdict::Drop(DropReason::ReplyMiss) {
             if !self.mailboxes[usize::from(self.index)].aliases.is_empty() {
                 // The owner queues a NAT alias before sending the packet the reply answers; a

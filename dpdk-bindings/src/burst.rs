@@ -82,6 +82,17 @@ impl<const N: usize> MbufBurst<N> {
         Ok(())
     }
 
+    /// Moves mbufs from the front of `src` to the back of this burst, as many as fit (the rest
+    /// stay in `src`, in order); returns how many moved.
+    #[inline]
+    pub fn take_from<const M: usize>(&mut self, src: &mut MbufBurst<M>) -> usize {
+        let k = self.spare().min(src.len);
+        self.ptrs[self.len..self.len + k].copy_from_slice(&src.ptrs[..k]);
+        self.len += k;
+        src.consume_front(k);
+        k
+    }
+
     /// Removes the last mbuf.
     #[inline]
     pub fn pop(&mut self) -> Option<Mbuf> {

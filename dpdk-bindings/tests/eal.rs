@@ -601,3 +601,24 @@ fn test_mbuf_head_tail_ops_match_dpdk() {
         assert_eq!(state(&ours), state(&theirs), "op {op} n {n}");
     }
 }
+
+#[test]
+fn test_burst_take_from_moves_what_fits_in_order() {
+    let Some(_eal) = eal() else { return };
+    let pool = pool("t_burst_take", 15);
+    let mut src = MbufBurst::<8>::new();
+    for tag in 0..5 {
+        src.push(mbuf_with(&pool, &[tag])).unwrap();
+    }
+    let mut dst = MbufBurst::<4>::new();
+    dst.push(mbuf_with(&pool, &[9])).unwrap();
+    assert_eq!(dst.take_from(&mut src), 3);
+    assert_eq!((dst.len(), src.len(), pool.in_use()), (4, 2, 6));
+    assert_eq!(dst.take_from(&mut src), 0);
+    let tags = |b: &mut MbufBurst<8>| b.drain().map(|m| m.data()[0]).collect::<Vec<u8>>();
+    let mut back = MbufBurst::<8>::new();
+    assert_eq!(back.take_from(&mut dst), 4);
+    assert_eq!(tags(&mut back), [9, 0, 1, 2]);
+    assert_eq!(tags(&mut src), [3, 4]);
+    assert_eq!(pool.in_use(), 0);
+}
