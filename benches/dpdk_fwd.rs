@@ -9,7 +9,8 @@
 //!
 //! Options: `--flows 1024,65536`, `--modes dr,tun,nat,fullnat`, `--window-ms 2000`,
 //! `--warmup-ms 500`, `--no-fwd`, `--no-testpmd`, `--no-newconns`, `--no-mem`, `--perf DIR` (records the
-//! worker CPU with `perf` during the DR and FullNAT windows at the middle flow count),
+//! worker CPU with `perf` in extra runs: DR and FullNAT, or the `--modes` given, at the middle
+//! of the `--flows` counts, and the new-connections run),
 //! `--keep` (keeps pcaps, configs and logs). `IRONVS_BIN` overrides the daemon binary (default:
 //! the one cargo built for this bench, with the release profile).
 //!
@@ -135,12 +136,13 @@ fn profile(
     dir: &std::path::Path,
     out: &std::path::Path,
     flows: u32,
+    modes: &[Mode],
     t: Timing,
 ) {
     let _ = std::fs::create_dir_all(out);
     println!();
     println!("## Profile (perf record of the daemon during the window, worker thread)");
-    for mode in [Mode::Dr, Mode::FullNat] {
+    for &mode in modes {
         let case = Case {
             mode,
             flows,
@@ -158,29 +160,34 @@ fn profile(
             m.as_ref().map_or(0.0, Measure::mpps),
             data.display()
         );
-        let rep = std::process::Command::new("perf")
-            .args(["report", "--no-children", "--comms", "rte-worker-1"])
-            .args([
-                "--percentage",
-                "relative",
-                "--sort",
-                "dso,symbol",
-                "-g",
-                "none",
-            ])
-            .args(["--stdio", "--percent-limit", "1", "-i"])
-            .arg(&data)
-            .output();
-        match rep {
-            Ok(o) => {
-                for l in String::from_utf8_lossy(&o.stdout).lines() {
-                    if l.contains('%') && !l.starts_with('#') {
-                        println!("    {}", l.trim_end());
-                    }
+        print_report(&data);
+    }
+}
+
+/// The worker thread's hottest symbols in a `perf record` file.
+fn print_report(data: &std::path::Path) {
+    let rep = std::process::Command::new("perf")
+        .args(["report", "--no-children", "--comms", "rte-worker-1"])
+        .args([
+            "--percentage",
+            "relative",
+            "--sort",
+            "dso,symbol",
+            "-g",
+            "none",
+        ])
+        .args(["--stdio", "--percent-limit", "1", "-i"])
+        .arg(data)
+        .output();
+    match rep {
+        Ok(o) => {
+            for l in String::from_utf8_lossy(&o.stdout).lines() {
+                if l.contains('%') && !l.starts_with('#') {
+                    println!("    {}", l.trim_end());
                 }
             }
-            Err(e) => println!("    perf report: {e}"),
         }
+        Err(e) => println!("    perf report: {e}"),
     }
 }
 
@@ -285,7 +292,13 @@ fn main() {
     }
 
     if let (Some(d), Some(flows)) = (&o.perf, perf_flows) {
-        profile(&bin, &dir, d, flows, o.timing);
+        // DR and FullNAT unless other modes were asked for.
+        let modes: Vec<Mode> = if o.modes.len() == 4 {
+            vec![Mode::Dr, Mode::FullNat]
+        } else {
+            o.modes.clone()
+        };
+        profile(&bin, &dir, d, flows, &modes, o.timing);
     }
 
     let mut newconn = None;
@@ -318,6 +331,20 @@ fn main() {
                 newconn = Some(rate);
             }
             Err(e) => println!("failed: {e}"),
+        }
+        if let Some(out) = &o.perf {
+            // An extra run under perf (not the figure above: perf costs cycles).
+            let _ = std::fs::create_dir_all(out);
+            let data = out.join("perf-newconns.data");
+            let m = run::ironvs(&bin, &dir, &case, &files, o.timing, Some(&data));
+            std::thread::sleep(Duration::from_millis(500));
+            println!();
+            println!(
+                "new connections under perf: {:.0} conns/s, {}:",
+                m.as_ref().map_or(0.0, |m| m.new_conns as f64 / m.secs),
+                data.display()
+            );
+            print_report(&data);
         }
     }
 

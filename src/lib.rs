@@ -7,6 +7,7 @@ pub mod build_info;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod hugepages;
 pub mod mailbox;
 pub mod ports;
 pub mod state;

@@ -236,6 +236,15 @@ impl Topology for Topo<'_> {
     }
 }
 
+/// Where the frames of a burst came in.
+#[derive(Debug, Clone, Copy)]
+enum InPort {
+    /// All on data port `pi` (an RX burst).
+    All(usize),
+    /// Each on the port its mbuf names (frames steered from other workers).
+    Each,
+}
+
 /// Per-loop transmit and steering buffers.
 struct Bursts {
     tx: Vec<MbufBurst<BURST>>,
@@ -265,6 +274,7 @@ impl Worker {
             requests: Vec::with_capacity(64),
         };
         let mut rx: MbufBurst<BURST> = MbufBurst::default();
+        let mut local: MbufBurst<BURST> = MbufBurst::default();
         let mut installed = 0u64;
         let mut next_timer = 0u64;
         let mut ready = false;
@@ -290,15 +300,20 @@ impl Worker {
                 let got = self.ports[pi].port.rx_burst(q, &mut rx);
                 if got > 0 {
                     self.counters.rx.add(got as u64);
-                    let steering = self.ports[pi].steering;
-                    for m in rx.drain() {
-                        if steering == Steering::Software {
-                            if let Some(to) = self.owner_of(&m) {
-                                self.steer_out(to, m, &mut b);
-                                continue;
+                    if self.ports[pi].steering == Steering::Software {
+                        // Frames another worker owns leave first; the rest are forwarded here.
+                        for m in rx.drain() {
+                            match self.owner_of(&m) {
+                                Some(to) => self.steer_out(to, m, &mut b),
+                                None => {
+                                    // `local` has rx's capacity and starts empty: never full.
+                                    let _ = local.push(m);
+                                }
                             }
                         }
-                        self.handle(snap, pi, m, &mut b, now);
+                        self.forward_burst(snap, &mut local, InPort::All(pi), &mut b, now);
+                    } else {
+                        self.forward_burst(snap, &mut rx, InPort::All(pi), &mut b, now);
                     }
                 }
                 if let Some(k) = &self.ports[pi].kernel {
@@ -317,10 +332,7 @@ impl Worker {
                         let got = ring.dequeue_burst(&mut rx);
                         if got > 0 {
                             self.counters.steered_in.add(got as u64);
-                            for m in rx.drain() {
-                                let pi = self.in_port(&m);
-                                self.handle(snap, pi, m, &mut b, now);
-                            }
+                            self.forward_burst(snap, &mut rx, InPort::Each, &mut b, now);
                         }
                     }
                 }
@@ -339,22 +351,129 @@ impl Worker {
         b.steer.iter_mut().for_each(MbufBurst::clear);
     }
 
-    /// Forwards one frame received on data port `pi`.
+    /// Forwards a burst of frames (emptying it): the forwarder decides every frame's verdict,
+    /// then each frame goes where its verdict says.
+    fn forward_burst(
+        &mut self,
+        snap: &Published,
+        burst: &mut MbufBurst<BURST>,
+        from: InPort,
+        b: &mut Bursts,
+        now: u64,
+    ) {
+        let n = burst.len().min(BURST);
+        let mut ports = [0u16; BURST];
+        let mut verdicts = [Verdict::Drop(DropReason::Malformed); BURST];
+        if let InPort::Each = from {
+            for (i, p) in ports[..n].iter_mut().enumerate() {
+                *p = burst.get(i).map_or(0, |m| self.in_port(m) as u16);
+            }
+        }
+        let topo = Topo {
+            routes: &snap.routes,
+            macs: &snap.macs,
+            neigh: &self.neigh,
+        };
+        let bufs = burst.as_mut_slice();
+        match from {
+            InPort::All(pi) => {
+                ports[..n].fill(pi as u16);
+                self.fwd
+                    .process_burst(&snap.fwd, &topo, pi as u16, bufs, &mut verdicts[..n], now);
+            }
+            // One forwarder call per run of frames from the same port.
+            InPort::Each => {
+                let mut start = 0;
+                while start < n {
+                    let p = ports[start];
+                    let end = ports[start..n]
+                        .iter()
+                        .position(|&q| q != p)
+                        .map_or(n, |k| start + k);
+                    if let (Some(bs), Some(vs)) =
+                        (bufs.get_mut(start..end), verdicts.get_mut(start..end))
+                    {
+                        self.fwd.process_burst(&snap.fwd, &topo, p, bs, vs, now);
+                    }
+                    start = end;
+                }
+            }
+        }
+        // The common case: the whole burst leaves by one port. Its mbufs move to that port's TX
+        // burst in one copy.
+        if let Some(&Verdict::Forward { port }) = verdicts.first() {
+            let out = usize::from(port);
+            if n > 0
+                && verdicts[..n]
+                    .iter()
+                    .all(|v| *v == Verdict::Forward { port })
+                && self.send_all(out, burst, b)
+            {
+                return;
+            }
+        }
+        let mut aliases_read = false;
+        for ((m, v), &p) in burst.drain().zip(verdicts.iter()).zip(ports.iter()) {
+            self.dispatch(snap, usize::from(p), m, v, &mut aliases_read, b, now);
+        }
+    }
+
+    /// Moves every mbuf of `burst` to the TX burst of data port `out`, transmitting that first if
+    /// they do not fit; false (nothing moved) if `out` is not a data port.
     #[inline]
-    fn handle(&mut self, snap: &Published, pi: usize, mut m: Mbuf, b: &mut Bursts, now: u64) {
-        let mut v = self.forward(snap, pi, &mut m, now);
-        if v == Verdict::Drop(DropReason::ReplyMiss)
-            && !self.mailboxes[usize::from(self.index)].aliases.is_empty()
-        {
-            // The owner queues a NAT alias before sending the packet the reply answers; a reply
-            // racing our inbox read finds its alias there.
-            self.read_aliases(now);
-            // One packet, one verdict: the first look's miss is taken back and the retry's
-            // verdict is the one counted.
-            self.fwd.stats().undo_drop(DropReason::ReplyMiss);
-            v = self.forward(snap, pi, &mut m, now);
-            if v != Verdict::Drop(DropReason::ReplyMiss) {
-                self.counters.reply_races.inc();
+    fn send_all(&self, out: usize, burst: &mut MbufBurst<BURST>, b: &mut Bursts) -> bool {
+        let (Some(p), Some(tx)) = (self.ports.get(out), b.tx.get_mut(out)) else {
+            return false;
+        };
+        if tx.spare() < burst.len() {
+            flush(tx, &p.port, QueueId(self.index), &self.counters, true);
+        }
+        // After a flush the TX burst is empty and takes a whole RX burst.
+        tx.take_from(burst);
+        if !burst.is_empty() {
+            self.counters.drops[WorkerDrop::TxFull as usize].add(burst.len() as u64);
+            burst.clear();
+        }
+        true
+    }
+
+    /// Sends one forwarded frame where its verdict says. A NAT reply that missed gets a second
+    /// look if its alias may have arrived meanwhile (`aliases_read`: this burst already read the
+    /// inbox).
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn dispatch(
+        &mut self,
+        snap: &Published,
+        pi: usize,
+        mut m: Mbuf,
+        v: &Verdict,
+        aliases_read: &mut bool,
+        b: &mut Bursts,
+        now: u64,
+    ) {
+        // By reference: the forwarder has just written the verdicts field by field, and reading
+        // one whole would stall on store forwarding.
+        if let &Verdict::Forward { port } = v {
+            self.tx(usize::from(port), m, b);
+            return;
+        }
+        let mut v = *v;
+        if v == Verdict::Drop(DropReason::ReplyMiss) {
+            if !self.mailboxes[usize::from(self.index)].aliases.is_empty() {
+                // The owner queues a NAT alias before sending the packet the reply answers; a
+                // reply racing our inbox read finds its alias there.
+                self.read_aliases(now);
+                *aliases_read = true;
+            }
+            if *aliases_read {
+                // One packet, one verdict: the first look's miss is taken back and the retry's
+                // verdict is the one counted.
+                self.fwd.stats().undo_drop(DropReason::ReplyMiss);
+                v = self.forward(snap, pi, &mut m, now);
+                if v != Verdict::Drop(DropReason::ReplyMiss) {
+                    self.counters.reply_races.inc();
+                }
             }
         }
         match v {
@@ -376,7 +495,7 @@ impl Worker {
         }
     }
 
-    #[inline]
+    /// Forwards one frame (the second look of a NAT reply).
     fn forward(&mut self, snap: &Published, pi: usize, m: &mut Mbuf, now: u64) -> Verdict {
         let topo = Topo {
             routes: &snap.routes,
@@ -540,7 +659,7 @@ impl Worker {
             .unwrap_or(0)
     }
 
-    #[inline]
+    #[inline(always)]
     fn tx(&self, port: usize, m: Mbuf, b: &mut Bursts) {
         let Some(p) = self.ports.get(port) else {
             return;
@@ -735,7 +854,8 @@ fn set_macs(m: &mut Mbuf, dst: MacAddr, src: MacAddr) {
     }
 }
 
-#[inline]
+/// Queues `m` on a TX burst, transmitting the burst first if it is full.
+#[inline(always)]
 fn push_or_flush(
     burst: &mut MbufBurst<BURST>,
     m: Mbuf,
@@ -744,12 +864,24 @@ fn push_or_flush(
     counters: &WorkerCounters,
 ) {
     if let Err(m) = burst.push(m) {
-        if let Some(p) = port {
-            flush(burst, p, q, counters, true);
-        }
-        if burst.push(m).is_err() {
-            counters.count_drop(WorkerDrop::TxFull);
-        }
+        flush_then_push(burst, m, port, q, counters);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn flush_then_push(
+    burst: &mut MbufBurst<BURST>,
+    m: Mbuf,
+    port: Option<&Port>,
+    q: QueueId,
+    counters: &WorkerCounters,
+) {
+    if let Some(p) = port {
+        flush(burst, p, q, counters, true);
+    }
+    if burst.push(m).is_err() {
+        counters.count_drop(WorkerDrop::TxFull);
     }
 }
 

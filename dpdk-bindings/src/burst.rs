@@ -82,6 +82,17 @@ impl<const N: usize> MbufBurst<N> {
         Ok(())
     }
 
+    /// Moves mbufs from the front of `src` to the back of this burst, as many as fit (the rest
+    /// stay in `src`, in order); returns how many moved.
+    #[inline]
+    pub fn take_from<const M: usize>(&mut self, src: &mut MbufBurst<M>) -> usize {
+        let k = self.spare().min(src.len);
+        self.ptrs[self.len..self.len + k].copy_from_slice(&src.ptrs[..k]);
+        self.len += k;
+        src.consume_front(k);
+        k
+    }
+
     /// Removes the last mbuf.
     #[inline]
     pub fn pop(&mut self) -> Option<Mbuf> {
@@ -112,6 +123,17 @@ impl<const N: usize> MbufBurst<N> {
         }
         // SAFETY: as in `get`, with exclusive access through &mut self.
         Some(unsafe { &mut *(self.ptrs.as_mut_ptr().add(i).cast::<Mbuf>()) })
+    }
+
+    /// The held mbufs as a slice, e.g. to process a whole burst in place.
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [Mbuf] {
+        // SAFETY: Mbuf is #[repr(transparent)] over NonNull<rte_mbuf> (its other field is a
+        // zero-sized PhantomData), so it has the layout of `*mut rte_mbuf`; slots 0..len are owned
+        // non-null mbufs. The slice borrows `self` mutably, so the mbufs cannot be moved out,
+        // freed or replaced while it lives, and writing an Mbuf through it (e.g. mem::swap) keeps
+        // every slot an owned mbuf.
+        unsafe { std::slice::from_raw_parts_mut(self.ptrs.as_mut_ptr().cast::<Mbuf>(), self.len) }
     }
 
     /// Takes every mbuf out, front to back; mbufs the iterator does not yield are freed.

@@ -13,6 +13,7 @@ pub mod error;
 mod excl;
 pub mod lcore;
 pub mod mbuf;
+pub mod mem;
 pub mod mempool;
 pub mod port;
 pub mod ring;

@@ -2,7 +2,9 @@
 //!
 //! [`Mbuf`] owns one reference to a packet and frees it on drop. Frame access covers the first
 //! segment (`buf_addr + data_off`, `data_len` bytes), read straight from the struct without an
-//! FFI call; IronVS pools use one segment per frame. `Mbuf` is `Send` (hand it to another core)
+//! FFI call; IronVS pools use one segment per frame. Head and tail adjustments of a single
+//! segment are done in Rust too (DPDK's `static inline` functions would otherwise be a call
+//! through bindgen's non-inlined wrappers per packet); chains fall back to DPDK. `Mbuf` is `Send` (hand it to another core)
 //! but not `Sync`.
 
 use std::marker::PhantomData;
@@ -215,31 +217,45 @@ impl Mbuf {
     /// Grows the data by `n` bytes at the front (contents unspecified).
     #[inline]
     pub fn prepend(&mut self, n: u16) -> Result<(), BufError> {
-        // SAFETY: valid owned mbuf; rte_pktmbuf_prepend checks the headroom and returns NULL
-        // without changing anything when it is too small.
-        let p = unsafe { sys::rte_pktmbuf_prepend(self.as_ptr(), n) };
-        if p.is_null() {
-            Err(BufError::NoHeadroom)
-        } else {
-            Ok(())
+        // rte_pktmbuf_prepend, in Rust (no call per packet): the first segment only.
+        let m = self.raw_mut();
+        if n > m.data_off {
+            return Err(BufError::NoHeadroom);
         }
+        m.data_off -= n;
+        m.data_len = m.data_len.wrapping_add(n);
+        m.pkt_len = m.pkt_len.wrapping_add(u32::from(n));
+        Ok(())
     }
 
     /// Removes `n` bytes from the front.
     #[inline]
     pub fn adj(&mut self, n: u16) -> Result<(), BufError> {
-        // SAFETY: valid owned mbuf; rte_pktmbuf_adj returns NULL, unchanged, if n > data_len.
-        let p = unsafe { sys::rte_pktmbuf_adj(self.as_ptr(), n) };
-        if p.is_null() {
-            Err(BufError::TooShort)
-        } else {
-            Ok(())
+        // rte_pktmbuf_adj, in Rust: the first segment only.
+        let m = self.raw_mut();
+        if n > m.data_len {
+            return Err(BufError::TooShort);
         }
+        m.data_len -= n;
+        m.data_off = m.data_off.wrapping_add(n);
+        m.pkt_len = m.pkt_len.wrapping_sub(u32::from(n));
+        Ok(())
     }
 
     /// Grows the data by `n` bytes at the end (contents unspecified).
     #[inline]
     pub fn append(&mut self, n: u16) -> Result<(), BufError> {
+        if self.raw().nb_segs == 1 {
+            // rte_pktmbuf_append of a single segment, in Rust.
+            let m = self.raw_mut();
+            let end = u32::from(m.data_off) + u32::from(m.data_len) + u32::from(n);
+            if end > u32::from(m.buf_len) {
+                return Err(BufError::NoTailroom);
+            }
+            m.data_len += n;
+            m.pkt_len = m.pkt_len.wrapping_add(u32::from(n));
+            return Ok(());
+        }
         // SAFETY: valid owned mbuf; rte_pktmbuf_append returns NULL, unchanged, if the last
         // segment lacks tailroom.
         let p = unsafe { sys::rte_pktmbuf_append(self.as_ptr(), n) };
@@ -253,6 +269,16 @@ impl Mbuf {
     /// Removes `n` bytes from the end.
     #[inline]
     pub fn trim(&mut self, n: u16) -> Result<(), BufError> {
+        if self.raw().nb_segs == 1 {
+            // rte_pktmbuf_trim of a single segment, in Rust.
+            let m = self.raw_mut();
+            if n > m.data_len {
+                return Err(BufError::TooShort);
+            }
+            m.data_len -= n;
+            m.pkt_len = m.pkt_len.wrapping_sub(u32::from(n));
+            return Ok(());
+        }
         // SAFETY: valid owned mbuf; rte_pktmbuf_trim returns -1, unchanged, if the last segment
         // holds fewer than n bytes.
         let ret = unsafe { sys::rte_pktmbuf_trim(self.as_ptr(), n) };

@@ -536,3 +536,89 @@ fn test_rss_request_is_masked_to_device_support() {
         }
     }
 }
+
+#[test]
+fn test_burst_as_mut_slice_edits_in_place_and_keeps_ownership() {
+    let Some(_eal) = eal() else { return };
+    let pool = pool("t_burst_slice", 15);
+    let mut burst = MbufBurst::<8>::new();
+    assert!(burst.as_mut_slice().is_empty());
+    for tag in 0..3 {
+        burst.push(mbuf_with(&pool, &[tag, 0])).unwrap();
+    }
+    for (i, m) in burst.as_mut_slice().iter_mut().enumerate() {
+        m.data_mut()[1] = 10 + i as u8;
+    }
+    // Reordering through the slice moves ownership with the pointers.
+    burst.as_mut_slice().swap(0, 2);
+    assert_eq!(burst.as_mut_slice().len(), 3);
+    assert_eq!(pool.in_use(), 3);
+    let frames: Vec<Vec<u8>> = burst.drain().map(|m| m.data().to_vec()).collect();
+    assert_eq!(frames, [vec![2, 12], vec![1, 11], vec![0, 10]]);
+    assert_eq!(pool.in_use(), 0);
+}
+
+#[test]
+fn test_mbuf_head_tail_ops_match_dpdk() {
+    let Some(_eal) = eal() else { return };
+    let pool = pool("t_mbuf_diff", 7);
+    let mut ours = mbuf_with(&pool, &[7; 60]);
+    let theirs = mbuf_with(&pool, &[7; 60]);
+    let p = theirs.as_ptr();
+    let state = |m: &Mbuf| (m.headroom(), m.len(), m.pkt_len(), m.tailroom());
+    // Every operation, in and out of range, from both ends.
+    let ops: [(u8, u16); 12] = [
+        (0, 20),
+        (3, 6),
+        (1, 14),
+        (2, 100),
+        (0, 200),
+        (1, 5000),
+        (3, 5000),
+        (2, 5000),
+        (0, 114),
+        (1, 0),
+        (3, 150),
+        (2, 1),
+    ];
+    for (op, n) in ops {
+        // SAFETY: `theirs` is a valid single-segment mbuf we own; these calls check bounds.
+        let c_ok = unsafe {
+            match op {
+                0 => !dpdk_bindings::sys::rte_pktmbuf_prepend(p, n).is_null(),
+                1 => !dpdk_bindings::sys::rte_pktmbuf_adj(p, n).is_null(),
+                2 => !dpdk_bindings::sys::rte_pktmbuf_append(p, n).is_null(),
+                _ => dpdk_bindings::sys::rte_pktmbuf_trim(p, n) == 0,
+            }
+        };
+        let ok = match op {
+            0 => ours.prepend(n).is_ok(),
+            1 => ours.adj(n).is_ok(),
+            2 => ours.append(n).is_ok(),
+            _ => ours.trim(n).is_ok(),
+        };
+        assert_eq!(ok, c_ok, "op {op} n {n}");
+        assert_eq!(state(&ours), state(&theirs), "op {op} n {n}");
+    }
+}
+
+#[test]
+fn test_burst_take_from_moves_what_fits_in_order() {
+    let Some(_eal) = eal() else { return };
+    let pool = pool("t_burst_take", 15);
+    let mut src = MbufBurst::<8>::new();
+    for tag in 0..5 {
+        src.push(mbuf_with(&pool, &[tag])).unwrap();
+    }
+    let mut dst = MbufBurst::<4>::new();
+    dst.push(mbuf_with(&pool, &[9])).unwrap();
+    assert_eq!(dst.take_from(&mut src), 3);
+    assert_eq!((dst.len(), src.len(), pool.in_use()), (4, 2, 6));
+    assert_eq!(dst.take_from(&mut src), 0);
+    let tags = |b: &mut MbufBurst<8>| b.drain().map(|m| m.data()[0]).collect::<Vec<u8>>();
+    let mut back = MbufBurst::<8>::new();
+    assert_eq!(back.take_from(&mut dst), 4);
+    assert_eq!(tags(&mut back), [9, 0, 1, 2]);
+    assert_eq!(tags(&mut src), [3, 4]);
+    assert_eq!(pool.in_use(), 0);
+}

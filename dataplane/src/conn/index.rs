@@ -185,6 +185,11 @@ impl Index {
         }
         false
     }
+
+    /// The buckets' memory as `(address, bytes)`.
+    pub fn region(&self) -> (usize, usize) {
+        (self.buckets.as_ptr() as usize, self.memory_bytes())
+    }
 }
 
 #[cfg(test)]

@@ -410,6 +410,17 @@ impl ConnTable {
             self.release_template(t.0);
         }
     }
+
+    /// The slab's and the index's memory as `(address, bytes)`, e.g. to back them with huge pages.
+    pub fn memory_regions(&self) -> [(usize, usize); 2] {
+        [
+            (
+                self.slab.as_ptr() as usize,
+                std::mem::size_of_val(&*self.slab),
+            ),
+            self.index.region(),
+        ]
+    }
 }
 
 /// The state a new connection starts in.
