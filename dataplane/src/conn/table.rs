@@ -223,11 +223,9 @@ impl ConnTable {
     /// [`Probe::Candidate`]) names, for the same reason as [`ConnTable::touch_index`].
     #[inline(always)]
     pub fn touch_entry(&self, r: u32) -> u8 {
-        self.slab
-            .get((r & !REPLY_BIT) as usize)
-            .map_or(0, |e| {
-                e.conn.client.0[0] ^ (e.conn.expires_ms as u8) ^ e.conn.real.0[15]
-            })
+        self.slab.get((r & !REPLY_BIT) as usize).map_or(0, |e| {
+            e.conn.client.0[0] ^ (e.conn.expires_ms as u8) ^ e.conn.real.0[15]
+        })
     }
 
     /// Changes whenever a key is added to or removed from the index: probes and resolutions
