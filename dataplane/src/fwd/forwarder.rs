@@ -483,8 +483,8 @@ impl Forwarder {
         self.stats
             .traffic(c.svc, c.dest.0, dir == Dir::Original, u64::from(pf.ip_len));
         if (c.mode, dir) == (FwdMode::Tun, Dir::Original) {
-            let real = c.real;
-            return self.xmit_tun(snap, topo, in_port, buf, pf, &real);
+            let (dest, real) = (c.dest, c.real);
+            return self.xmit_tun(snap, topo, in_port, buf, pf, dest, &real);
         }
         xmit(
             &mut self.hops,

@@ -127,7 +127,7 @@ impl Forwarder {
                 return route_to(topo, buf.frame_mut(), &c.real);
             }
             (Dir::Original, FwdMode::Tun) => {
-                let v = self.xmit_tun(snap, topo, in_port, buf, pf, &c.real);
+                let v = self.xmit_tun(snap, topo, in_port, buf, pf, c.dest, &c.real);
                 if matches!(v, Verdict::Forward { .. } | Verdict::Resolve { .. }) {
                     self.stats.icmp_relayed.inc();
                 }

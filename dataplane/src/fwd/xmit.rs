@@ -126,14 +126,51 @@ fn to_real<T: Topology + ?Sized>(
     dest: DestId,
     real: &Addr,
 ) -> Verdict {
+    if let Some(h) = cached_hop(hops, generation, topo, dest, real) {
+        set_macs(frame, h.dst, h.src);
+        return Verdict::Forward { port: h.port };
+    }
+    match topo.route(real) {
+        Some(route) => egress_to_real(hops, generation, topo, frame, dest, real, &route),
+        None => Verdict::Drop(DropReason::NoRoute),
+    }
+}
+
+/// How a packet leaves towards a real server: through its cached hop, or along a route just
+/// looked up.
+enum Way {
+    Cached(Hop),
+    Route(Route),
+}
+
+/// The cached egress towards real server `real` in slot `dest`, if the topology allows caching
+/// and the snapshot generation, the topology's epoch and the address are those recorded.
+#[inline(always)]
+fn cached_hop<T: Topology + ?Sized>(
+    hops: &[Hop],
+    generation: u64,
+    topo: &T,
+    dest: DestId,
+    real: &Addr,
+) -> Option<Hop> {
+    let epoch = topo.epoch()?;
+    let h = hops.get(dest.index())?;
+    (h.generation == generation && h.epoch == epoch && h.addr == *real).then_some(*h)
+}
+
+/// [`egress`] along `route` towards real server `real` in slot `dest`, recording the hop in
+/// the cache when the topology allows caching and the next hop's MAC is known.
+#[inline(always)]
+fn egress_to_real<T: Topology + ?Sized>(
+    hops: &mut [Hop],
+    generation: u64,
+    topo: &T,
+    frame: &mut [u8],
+    dest: DestId,
+    real: &Addr,
+    route: &Route,
+) -> Verdict {
     if let (Some(epoch), Some(h)) = (topo.epoch(), hops.get_mut(dest.index())) {
-        if h.generation == generation && h.epoch == epoch && h.addr == *real {
-            set_macs(frame, h.dst, h.src);
-            return Verdict::Forward { port: h.port };
-        }
-        let Some(route) = topo.route(real) else {
-            return Verdict::Drop(DropReason::NoRoute);
-        };
         if let Some(mac) = topo.neighbour(route.port, &route.next_hop) {
             *h = Hop {
                 generation,
@@ -144,9 +181,8 @@ fn to_real<T: Topology + ?Sized>(
                 src: route.mac,
             };
         }
-        return egress(topo, frame, &route);
     }
-    route_to(topo, frame, real)
+    egress(topo, frame, route)
 }
 
 impl Forwarder {
@@ -154,6 +190,7 @@ impl Forwarder {
     /// A packet that would exceed the egress MTU once encapsulated is answered with ICMP
     /// fragmentation-needed (next-hop MTU = MTU − 20) whether or not DF is set: the director does
     /// not fragment, and a sender without DF still lowers its path MTU on that error.
+    #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     pub(super) fn xmit_tun<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
         &mut self,
@@ -162,6 +199,7 @@ impl Forwarder {
         in_port: u16,
         buf: &mut B,
         pf: &ParsedFrame,
+        dest: DestId,
         real: &Addr,
     ) -> Verdict {
         if pf.l3 != L3Kind::Ipv4 || !real.is_v4() {
@@ -170,15 +208,24 @@ impl Forwarder {
         if pf.ttl <= 1 {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
-        let Some(route) = topo.route(real) else {
-            return Verdict::Drop(DropReason::NoRoute);
+        // The cached hop spares the route and neighbour lookups, as for the other modes.
+        let way = match cached_hop(&self.hops, self.generation, topo, dest, real) {
+            Some(h) => Way::Cached(h),
+            None => match topo.route(real) {
+                Some(r) => Way::Route(r),
+                None => return Verdict::Drop(DropReason::NoRoute),
+            },
         };
-        let mtu = usize::from(snap.mtu(route.port));
+        let port = match &way {
+            Way::Cached(h) => h.port,
+            Way::Route(r) => r.port,
+        };
+        let mtu = usize::from(snap.mtu(port));
         if usize::from(pf.ip_len) + OVERHEAD > mtu {
             let next_mtu = mtu.saturating_sub(OVERHEAD) as u16;
             return self.frag_needed(snap, topo, in_port, buf, pf, next_mtu);
         }
-        let Some(dip) = snap.port_addr(route.port, true) else {
+        let Some(dip) = snap.port_addr(port, true) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
         let l3 = usize::from(pf.l3_off);
@@ -190,7 +237,16 @@ impl Forwarder {
         }
         let ident = self.next_ip_id();
         match encapsulate(buf, l3, dip.v4_octets(), real.v4_octets(), 64, ident, false) {
-            Ok(()) => egress(topo, buf.frame_mut(), &route),
+            Ok(()) => match way {
+                Way::Cached(h) => {
+                    set_macs(buf.frame_mut(), h.dst, h.src);
+                    Verdict::Forward { port: h.port }
+                }
+                Way::Route(r) => {
+                    let (hops, generation) = (&mut self.hops, self.generation);
+                    egress_to_real(hops, generation, topo, buf.frame_mut(), dest, real, &r)
+                }
+            },
             Err(EmitError::BufferTooShort) => Verdict::Drop(DropReason::NoHeadroom),
             Err(_) => Verdict::Drop(DropReason::Malformed),
         }

@@ -131,7 +131,7 @@ fn test_no_epoch_no_cache() {
 
 #[test]
 fn test_cached_and_uncached_frames_are_identical() {
-    for mode in [FwdMode::Dr, FwdMode::Nat, FwdMode::FullNat] {
+    for mode in [FwdMode::Dr, FwdMode::Nat, FwdMode::FullNat, FwdMode::Tun] {
         let snap = snapshot(Proto::Tcp, VIP, 80, None, &[rs(5, rip(1), 8080, mode)]);
         let (mut a, mut b) = (forwarder(), forwarder());
         let cached = Changing {
