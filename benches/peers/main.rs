@@ -41,6 +41,8 @@ struct Options {
     cpus: Cpus,
     nice: i32,
     syscalls: bool,
+    /// The setups to run, in first-round order.
+    setups: Vec<Setup>,
 }
 
 fn main() {
@@ -68,6 +70,7 @@ fn options(args: &[String]) -> Result<Options, Error> {
         },
         nice: 0,
         syscalls: false,
+        setups: Setup::ALL.to_vec(),
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -92,6 +95,16 @@ fn options(args: &[String]) -> Result<Options, Error> {
             "--balancer-cpu" => o.cpus.balancer = num()? as u16,
             "--rest-cpu" => o.cpus.rest = num()? as u16,
             "--nice" => o.nice = value.parse().map_err(|e| format!("--nice {value}: {e}"))?,
+            "--setups" => {
+                o.setups = value
+                    .split(',')
+                    .map(|k| {
+                        Setup::from_key(k).ok_or(format!(
+                            "--setups {k}: one of direct, haproxy, nginx, dr, fullnat"
+                        ))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -111,12 +124,12 @@ fn bench(o: Options) -> Result<(), Error> {
     println!("peers: lab {}-* built", lab.tag());
     let mut samples: Vec<Sample> = Vec::new();
     for round in 0..o.rounds {
-        let mut order = Setup::ALL.to_vec();
+        let mut order = o.setups.clone();
         let n = order.len();
         order.rotate_left(round % n);
         for setup in order {
             lab.check_signal()?;
-            let s = measure(&mut lab, &topo, setup, &o)?;
+            let s = measure(&mut lab, &topo, setup, round, &o)?;
             println!(
                 "round {} {:<15} {:>7.0} conn/s  ok {} errors {}  CPU0 {:.0}% CPU1 {:.0}%  director {:.0}%",
                 round + 1,
@@ -131,7 +144,8 @@ fn bench(o: Options) -> Result<(), Error> {
             samples.push(s);
         }
     }
-    let rows: Vec<_> = Setup::ALL
+    let rows: Vec<_> = o
+        .setups
         .iter()
         .map(|&setup| {
             let mine: Vec<&Sample> = samples.iter().filter(|s| s.setup == setup).collect();
@@ -149,8 +163,14 @@ fn bench(o: Options) -> Result<(), Error> {
 }
 
 /// Brings one setup up, warms it up, measures one run, takes it down.
-fn measure(lab: &mut Lab, topo: &Topo, setup: Setup, o: &Options) -> Result<Sample, Error> {
-    let running = setups::start(lab, topo, setup, o.cpus, o.nice)?;
+fn measure(
+    lab: &mut Lab,
+    topo: &Topo,
+    setup: Setup,
+    round: usize,
+    o: &Options,
+) -> Result<Sample, Error> {
+    let running = setups::start(lab, topo, setup, round, o.cpus, o.nice)?;
     let result = (|| {
         if o.warmup > 0 {
             client_run(lab, topo, setup, o, o.warmup, "warmup")?;

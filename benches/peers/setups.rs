@@ -22,7 +22,19 @@ use crate::lab::{Error, Lab, ProcId};
 /// The VIP, on the client net.
 pub const VIP: &str = "198.51.100.100";
 /// The FullNAT local address.
-pub const LADDR: &str = "203.0.113.200";
+/// The FullNAT local address of round `round` (0-based): 203.0.113.200, .201, …
+///
+/// A fresh one per round, because each round starts a fresh director, whose port allocator
+/// starts over: with the previous round's address, its first connections would reuse the
+/// (local address, port) → real server tuples the real servers still hold in TIME_WAIT (they
+/// close first); with the clients' per-connection random TCP timestamps, Linux answers a
+/// third of such SYNs with the old connection's ACK (in our runs), the client resets and
+/// retries a second later.
+/// A long-running director does not restart its allocator; see README, "FullNAT and the real
+/// servers' TIME_WAIT".
+pub fn laddr(round: usize) -> String {
+    format!("203.0.113.{}", 200 + round % 50)
+}
 
 /// The lab's namespaces.
 pub struct Topo {
@@ -67,6 +79,18 @@ impl Setup {
         Setup::IronvsDr,
         Setup::IronvsFullnat,
     ];
+
+    /// The setup a `--setups` key names: direct, haproxy, nginx, dr, fullnat.
+    pub fn from_key(key: &str) -> Option<Setup> {
+        Some(match key {
+            "direct" => Setup::Direct,
+            "haproxy" => Setup::Haproxy,
+            "nginx" => Setup::NginxStream,
+            "dr" => Setup::IronvsDr,
+            "fullnat" => Setup::IronvsFullnat,
+            _ => return None,
+        })
+    }
 
     /// Its name in the table.
     pub fn name(self) -> &'static str {
@@ -229,6 +253,7 @@ pub fn start(
     lab: &mut Lab,
     topo: &Topo,
     setup: Setup,
+    round: usize,
     cpus: Cpus,
     nice: i32,
 ) -> Result<Running, Error> {
@@ -264,7 +289,7 @@ pub fn start(
         }
         Setup::IronvsDr | Setup::IronvsFullnat => {
             kernel_addresses(lab, &dir, false)?;
-            let cfg = write(lab, "ironvs.toml", &ironvs_config(lab, setup, cpus))?;
+            let cfg = write(lab, "ironvs.toml", &ironvs_config(lab, setup, round, cpus))?;
             let p = lab.spawn(
                 &dir,
                 "ironvs",
@@ -300,7 +325,7 @@ pub fn stop(lab: &mut Lab, topo: &Topo, run: Running) -> Result<Option<String>, 
             }
             Ok(log
                 .lines()
-                .find(|l| l.contains("worker 0:"))
+                .find(|l| l.contains("worker 0: rx "))
                 .map(str::to_string))
         }
         _ => {
@@ -387,12 +412,12 @@ stream {{
 }
 
 /// ironvs: one worker on the balancer CPU, both veths as `net_af_packet` ports, one service.
-fn ironvs_config(lab: &Lab, setup: Setup, cpus: Cpus) -> String {
+fn ironvs_config(lab: &Lab, setup: Setup, round: usize, cpus: Cpus) -> String {
     let (rs, mode, fullnat) = match setup {
         Setup::IronvsFullnat => (
             ["203.0.113.11", "203.0.113.12"],
             "fullnat",
-            format!("[fullnat]\nlocal_addresses = [\"{LADDR}\"]\n"),
+            format!("[fullnat]\nlocal_addresses = [\"{}\"]\n", laddr(round)),
         ),
         _ => (["198.51.100.11", "198.51.100.12"], "dr", String::new()),
     };
