@@ -39,7 +39,7 @@ pub enum Probe {
     Absent,
     /// The home bucket's first reference with the hash's tag (possibly a tag collision).
     Candidate(u32),
-    /// The home bucket cannot tell; a full [`Index::find`] must.
+    /// The home bucket cannot tell; a full lookup must.
     Unsure,
 }
 

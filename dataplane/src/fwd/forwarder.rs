@@ -12,14 +12,14 @@ use super::xmit::{xmit, Hop};
 use super::{DropReason, Topology, Verdict};
 use crate::buf::PacketBuf;
 use crate::conn::{
-    tcp_flags, ConnId, ConnState, ConnTable, ConnTableConfig, Dir, Expired, NewConn, Probe,
+    tcp_flags, ConnId, ConnState, ConnTable, ConnTableConfig, Dir, Expired, NewConn,
 };
 use crate::conn::{NewTemplate, TemplateKey};
 use crate::flow::{Addr, FlowKey, Proto};
 use crate::model::FwdMode;
 use crate::rss::{RetaMap, Toeplitz};
 use crate::sched::{schedule, SchedInput, SchedState};
-use crate::wire::{ip_proto, parse_frame, parse_frame_into, Frag, L3Kind, ParsedFrame};
+use crate::wire::{ip_proto, parse_frame, Frag, L3Kind, ParsedFrame};
 
 /// Where replies to this core's FullNAT connections must arrive: the NIC's RSS hash and
 /// redirection table, and this core's receive queue.
@@ -57,39 +57,6 @@ impl Default for ForwarderConfig {
     }
 }
 
-/// Frames [`Forwarder::process_burst`] stages together (the worker's RX burst).
-pub const BURST: usize = 32;
-
-/// What the first passes learned of a parsed frame.
-#[derive(Clone, Copy)]
-struct Look {
-    /// TCP or UDP with ports (not a later fragment); `None` for anything else.
-    proto: Option<Proto>,
-    hash: u64,
-    probe: Probe,
-}
-
-impl Look {
-    /// A frame that is not TCP or UDP with ports, or that did not parse.
-    const OTHER: Look = Look {
-        proto: None,
-        hash: 0,
-        probe: Probe::Absent,
-    };
-
-    /// The flow key of `pf`, if it has one.
-    #[inline(always)]
-    fn key(&self, pf: &ParsedFrame) -> Option<FlowKey> {
-        self.proto.map(|proto| FlowKey {
-            saddr: pf.src,
-            daddr: pf.dst,
-            sport: pf.sport,
-            dport: pf.dport,
-            proto,
-        })
-    }
-}
-
 /// Room for an ICMP error being built (RFC 1812: at most 576 bytes; IPv6: 1280).
 const SCRATCH_LEN: usize = 1280;
 
@@ -123,7 +90,7 @@ pub struct Forwarder {
     reply_rss: Option<RssTarget>,
     outbox: Vec<AliasMsg>,
     /// Where the bytes a burst touched to start its loads early end up (so the loads stay).
-    touched: u8,
+    pub(super) touched: u8,
 }
 
 impl Forwarder {
@@ -251,78 +218,13 @@ impl Forwarder {
         v
     }
 
+    /// Counts a verdict in the forwarder's statistics.
     #[inline(always)]
-    fn count(&self, v: Verdict) {
+    pub(super) fn count(&self, v: Verdict) {
         match v {
             Verdict::Forward { .. } | Verdict::Resolve { .. } => self.stats.forwarded.inc(),
             Verdict::Kernel => self.stats.kernel.inc(),
             Verdict::Drop(r) => self.stats.count_drop(r),
-        }
-    }
-
-    /// [`Forwarder::process`] over a burst; `verdicts[i]` is the verdict of `bufs[i]` (extra
-    /// buffers beyond `verdicts.len()` are left untouched).
-    ///
-    /// Works in passes over each group of [`BURST`] frames so that their cache misses overlap
-    /// instead of queueing one after the other: parse and hash every frame; touch every index
-    /// line; probe the lines and touch every candidate entry; then look up and forward each
-    /// frame. A frame whose probe may have gone stale (an earlier frame of the group added or
-    /// removed a connection) is looked up in full.
-    pub fn process_burst<B: PacketBuf, T: Topology + ?Sized>(
-        &mut self,
-        snap: &Snapshot,
-        topo: &T,
-        in_port: u16,
-        bufs: &mut [B],
-        verdicts: &mut [Verdict],
-        now_ms: u64,
-    ) {
-        if snap.generation() != self.generation {
-            self.install(snap);
-        }
-        for (bufs, verdicts) in bufs.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
-            let n = bufs.len();
-            let mut pfs = [ParsedFrame::EMPTY; BURST];
-            let mut looks = [Look::OTHER; BURST];
-            for ((b, pf), look) in bufs.iter().zip(pfs.iter_mut()).zip(looks.iter_mut()) {
-                if parse_frame_into(b.frame(), pf).is_ok() {
-                    *look = self.hash_flow(pf);
-                }
-            }
-            let mut touched = 0u8;
-            for look in looks.iter().take(n).filter(|l| l.proto.is_some()) {
-                touched ^= self.conns.touch_index(look.hash);
-            }
-            for look in looks.iter_mut().take(n).filter(|l| l.proto.is_some()) {
-                look.probe = self.conns.probe(look.hash);
-                if let Probe::Candidate(r) = look.probe {
-                    touched ^= self.conns.touch_entry(r);
-                }
-            }
-            self.touched = touched;
-            let version = self.conns.index_version();
-            let mut forwarded = 0u64;
-            for (((b, v), pf), look) in bufs
-                .iter_mut()
-                .zip(verdicts.iter_mut())
-                .zip(&pfs)
-                .zip(&looks)
-            {
-                let key = look.key(pf);
-                let found = match &key {
-                    Some(key) if self.conns.index_version() == version => {
-                        self.conns.resolve(look.probe, look.hash, key)
-                    }
-                    Some(key) => self.conns.lookup_hashed(look.hash, key),
-                    None => None,
-                };
-                *v = self.finish(snap, topo, in_port, b, pf, key, found, now_ms);
-                match *v {
-                    Verdict::Forward { .. } | Verdict::Resolve { .. } => forwarded += 1,
-                    other => self.count(other),
-                }
-            }
-            self.stats.forwarded.add(forwarded);
         }
     }
 
@@ -348,65 +250,11 @@ impl Forwarder {
         self.ip_id
     }
 
-    /// First pass over a parsed frame: for TCP and UDP (not a later fragment), hash the flow key.
-    #[inline(always)]
-    fn hash_flow(&self, pf: &ParsedFrame) -> Look {
-        let proto = match (pf.l3, pf.proto) {
-            (L3Kind::Ipv4 | L3Kind::Ipv6, ip_proto::TCP) => Proto::Tcp,
-            (L3Kind::Ipv4 | L3Kind::Ipv6, ip_proto::UDP) => Proto::Udp,
-            _ => return Look::OTHER,
-        };
-        if pf.frag == Frag::Later {
-            return Look::OTHER;
-        }
-        let mut look = Look {
-            proto: Some(proto),
-            hash: 0,
-            probe: Probe::Absent,
-        };
-        if let Some(key) = look.key(pf) {
-            look.hash = self.conns.hash(&key);
-        }
-        look
-    }
-
-    /// Last pass over a frame: forwards a TCP/UDP frame of a known connection, schedules a new
-    /// one, or hands anything else to [`Forwarder::classify_other`].
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn finish<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
-        &mut self,
-        snap: &Snapshot,
-        topo: &T,
-        in_port: u16,
-        buf: &mut B,
-        pf: &ParsedFrame,
-        key: Option<FlowKey>,
-        found: Option<(ConnId, Dir)>,
-        now_ms: u64,
-    ) -> Verdict {
-        let Some(key) = key else {
-            return self.classify_other(snap, topo, in_port, buf);
-        };
-        match found {
-            Some((id, Dir::Original))
-                if key.proto == Proto::Tcp
-                    && pf.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST)
-                        == tcp_flags::SYN
-                    && self.retire_if_closing(id) =>
-            {
-                self.new_conn(snap, topo, in_port, buf, pf, key, now_ms)
-            }
-            Some((id, dir)) => self.established(snap, topo, in_port, buf, pf, id, dir, now_ms),
-            None => self.new_conn(snap, topo, in_port, buf, pf, key, now_ms),
-        }
-    }
-
     /// Frames that are not TCP or UDP with known ports: ARP, ICMP, other protocols, later
     /// fragments, malformed frames.
     #[cold]
     #[inline(never)]
-    fn classify_other<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
+    pub(super) fn classify_other<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
         &mut self,
         snap: &Snapshot,
         topo: &T,
@@ -431,7 +279,7 @@ impl Forwarder {
     /// A client reusing the ports of a connection that is closing opens a new connection (IPVS
     /// `conn_reuse_mode = 1`): the old entry goes, and the SYN is scheduled afresh.
     #[cold]
-    fn retire_if_closing(&mut self, id: ConnId) -> bool {
+    pub(super) fn retire_if_closing(&mut self, id: ConnId) -> bool {
         let Some(c) = self.conns.get(id) else {
             return false;
         };
@@ -458,7 +306,7 @@ impl Forwarder {
 
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn established<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
+    pub(super) fn established<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
         &mut self,
         snap: &Snapshot,
         topo: &T,
@@ -499,7 +347,7 @@ impl Forwarder {
 
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
-    fn new_conn<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
+    pub(super) fn new_conn<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
         &mut self,
         snap: &Snapshot,
         topo: &T,

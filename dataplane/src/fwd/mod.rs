@@ -26,6 +26,7 @@
 //! dropped with [`DropReason::Fragment`] when addressed to a VIP or local address (handed to the
 //! kernel otherwise).
 
+mod burst;
 mod forwarder;
 mod icmp;
 mod laddr;
@@ -36,6 +37,7 @@ mod stats;
 mod tests;
 mod xmit;
 
+pub use burst::BURST;
 pub use forwarder::{AliasMsg, Forwarder, ForwarderConfig, RssTarget};
 pub use laddr::{LocalPorts, PortRange};
 pub use snapshot::{

@@ -216,24 +216,11 @@ fn parse_any(frame: &[u8]) -> Result<ParsedFrame, ParseError> {
     let l3_off = eth.header_len();
     let ethertype = eth.ethertype();
     let mut pf = ParsedFrame {
-        src: Addr::UNSPECIFIED,
-        dst: Addr::UNSPECIFIED,
-        l3: L3Kind::Ipv4,
         vlan_tci: eth.vlan_tci(),
         ethertype,
         // The Ethernet header is 14 or 18 bytes.
         l3_off: l3_off as u16,
-        l4_off: 0,
-        ip_len: 0,
-        proto: 0,
-        ttl: 0,
-        frag: Frag::None,
-        sport: 0,
-        dport: 0,
-        tcp_flags: 0,
-        icmp_type: 0,
-        icmp_code: 0,
-        payload_len: 0,
+        ..ParsedFrame::EMPTY
     };
     let l3 = frame.get(l3_off..).ok_or(ParseError::Truncated)?;
     match ethertype {
