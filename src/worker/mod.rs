@@ -8,22 +8,28 @@
 //! Nothing here takes a lock or allocates per packet; everything it writes is its own, except
 //! the inboxes of other workers (lock-free queues) and the software-steering rings.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use control_api::ConnEntry;
-use dataplane::buf::PacketBuf;
 use dataplane::flow::Addr;
 use dataplane::fwd::{DropReason, Forwarder, Route, Topology, Verdict};
-use dataplane::host::{self, HostVerdict};
-use dataplane::neigh::{self, Lookup, NeighCache, NeighConfig, Request as NeighRequest};
+use dataplane::neigh::{self, NeighCache, Request as NeighRequest};
 use dataplane::route::RouteTable;
 use dataplane::rss::{RetaMap, Toeplitz};
-use dataplane::stats::{Counter, Gauge};
 use dataplane::wire::{parse_frame, MacAddr};
 use dpdk_bindings::{Clock, Mbuf, MbufBurst, Mempool, Port, QueueId, Ring};
 
-use crate::mailbox::{Learned, Mailbox, Request};
+mod counters;
+mod neighbours;
+mod tx;
+
+use tx::flush;
+
+pub use counters::{WorkerCounters, WorkerDrop};
+pub use neighbours::neigh_cache;
+
+use crate::mailbox::{Mailbox, Request};
 use crate::ports::Steering;
 use crate::state::{Published, Shared};
 
@@ -32,118 +38,6 @@ pub const BURST: usize = 32;
 
 /// Expired connections removed per timer run (bounds the work of one loop iteration).
 const EXPIRE_BUDGET: usize = 1024;
-
-/// Why a worker (rather than the forwarder) dropped a frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(usize)]
-pub enum WorkerDrop {
-    /// The TX queue did not take it.
-    TxFull,
-    /// For the kernel, but the port has no kernel interface.
-    NoKernelPath,
-    /// Software steering: the owner's ring was full.
-    SteerFull,
-    /// Waiting for a neighbour, but its hold queue was full (the oldest is dropped).
-    HoldFull,
-    /// The neighbour cache was full.
-    NeighFull,
-    /// No mbuf for an ARP/NDP request or announcement.
-    NoMbuf,
-    /// Not even an Ethernet frame.
-    Malformed,
-}
-
-impl WorkerDrop {
-    /// Number of reasons.
-    pub const COUNT: usize = 7;
-    /// Every reason, in index order.
-    pub const ALL: [WorkerDrop; Self::COUNT] = [
-        WorkerDrop::TxFull,
-        WorkerDrop::NoKernelPath,
-        WorkerDrop::SteerFull,
-        WorkerDrop::HoldFull,
-        WorkerDrop::NeighFull,
-        WorkerDrop::NoMbuf,
-        WorkerDrop::Malformed,
-    ];
-
-    /// A short name for logs and metrics.
-    pub fn name(self) -> &'static str {
-        match self {
-            WorkerDrop::TxFull => "tx_full",
-            WorkerDrop::NoKernelPath => "no_kernel_path",
-            WorkerDrop::SteerFull => "steer_full",
-            WorkerDrop::HoldFull => "hold_full",
-            WorkerDrop::NeighFull => "neigh_full",
-            WorkerDrop::NoMbuf => "no_mbuf",
-            WorkerDrop::Malformed => "malformed_frame",
-        }
-    }
-}
-
-/// Counters of one worker, written only by that worker.
-#[derive(Debug)]
-pub struct WorkerCounters {
-    /// Frames received from data ports.
-    pub rx: Counter,
-    /// Frames transmitted on data ports.
-    pub tx: Counter,
-    /// ARP, NDP and echo replies the director sent as a host.
-    pub host_replies: Counter,
-    /// Frames passed to another worker by software steering.
-    pub steered_out: Counter,
-    /// Frames received from other workers by software steering.
-    pub steered_in: Counter,
-    /// NAT reply aliases not delivered because the other worker's inbox was full.
-    pub alias_inbox_full: Counter,
-    /// NAT replies that arrived before their alias was read from the inbox and went through on a
-    /// second look (not misses).
-    pub reply_races: Counter,
-    /// Frames from data ports handed to the kernel interface.
-    pub to_kernel: Counter,
-    /// Frames from the kernel interface sent out of the data port.
-    pub from_kernel: Counter,
-    /// ARP requests and neighbour solicitations sent.
-    pub neigh_requests: Counter,
-    /// Gratuitous ARP / unsolicited NA sent.
-    pub announcements: Counter,
-    /// Frames dropped by the worker, by [`WorkerDrop`].
-    pub drops: [Counter; WorkerDrop::COUNT],
-    /// Connection-table entries in use.
-    pub conns: Gauge,
-    /// Per real-server slot: active connections on this core (published every millisecond).
-    pub active: Box<[AtomicU32]>,
-    /// Per real-server slot: inactive connections on this core.
-    pub inactive: Box<[AtomicU32]>,
-}
-
-impl WorkerCounters {
-    /// Counters for `dests` real-server slots.
-    pub fn new(dests: usize) -> WorkerCounters {
-        WorkerCounters {
-            rx: Counter::new(),
-            tx: Counter::new(),
-            host_replies: Counter::new(),
-            steered_out: Counter::new(),
-            steered_in: Counter::new(),
-            alias_inbox_full: Counter::new(),
-            reply_races: Counter::new(),
-            to_kernel: Counter::new(),
-            from_kernel: Counter::new(),
-            neigh_requests: Counter::new(),
-            announcements: Counter::new(),
-            drops: Default::default(),
-            conns: Gauge::default(),
-            active: (0..dests).map(|_| AtomicU32::new(0)).collect(),
-            inactive: (0..dests).map(|_| AtomicU32::new(0)).collect(),
-        }
-    }
-
-    #[inline]
-    fn count_drop(&self, why: WorkerDrop) {
-        self.drops[why as usize].inc();
-    }
-}
 
 /// One data port as a worker sees it.
 pub struct WorkerPort {
@@ -192,17 +86,6 @@ pub struct Worker {
     /// Set once the initial configuration (the configuration file's or the saved services) is
     /// published; data ports are polled only from then on.
     pub ready: Arc<AtomicBool>,
-}
-
-/// A worker's neighbour cache holding the configured static neighbours (port index, IP, MAC).
-pub fn neigh_cache(statics: &[(u16, Addr, MacAddr)]) -> NeighCache<Mbuf> {
-    let mut cache = NeighCache::new(NeighConfig::default());
-    for &(port, ip, mac) in statics {
-        if let Err(e) = cache.add_static(port, ip, mac) {
-            log::warn!("static neighbour {ip:?} on port {port} not added: {e:?}");
-        }
-    }
-    cache
 }
 
 /// Routing and neighbour lookups for the forwarder, over this worker's view.
@@ -505,113 +388,6 @@ impl Worker {
         self.fwd.process(&snap.fwd, &topo, pi as u16, m, now)
     }
 
-    /// The next hop's MAC is not known yet: send if the cache knows it now, else hold the frame
-    /// while ARP/NDP asks.
-    fn resolve(
-        &mut self,
-        snap: &Published,
-        port: u16,
-        next_hop: Addr,
-        m: Mbuf,
-        b: &mut Bursts,
-        now: u64,
-    ) {
-        let src = snap
-            .routes
-            .lookup(&next_hop)
-            .map(|h| h.src)
-            .or_else(|| snap.fwd.port_addr(port, next_hop.is_v4()))
-            .unwrap_or(Addr::UNSPECIFIED);
-        match self.neigh.resolve(port, next_hop, src, now) {
-            Lookup::Known(mac) => {
-                let mut m = m;
-                set_macs(&mut m, mac, snap.macs[usize::from(port)]);
-                self.tx(usize::from(port), m, b);
-            }
-            Lookup::Pending => {
-                if self.neigh.hold(port, &next_hop, m).is_err() {
-                    self.counters.count_drop(WorkerDrop::HoldFull);
-                }
-            }
-            Lookup::Full => self.counters.count_drop(WorkerDrop::NeighFull),
-        }
-    }
-
-    /// Not load-balanced: answer it as a host, learn neighbours from it, or give it to the kernel.
-    fn local(&mut self, snap: &Published, pi: usize, mut m: Mbuf, b: &mut Bursts, now: u64) {
-        let learned = neigh::observe_frame(m.data());
-        if let Some((ip, mac)) = learned {
-            self.learn(snap, pi as u16, ip, mac, b, now);
-            self.share_learned(Learned {
-                port: pi as u16,
-                ip,
-                mac,
-            });
-        }
-        let Some(host) = snap.hosts.get(pi) else {
-            return;
-        };
-        match host::handle(&mut m, host) {
-            HostVerdict::Reply => {
-                self.counters.host_replies.inc();
-                self.tx(pi, m, b);
-            }
-            HostVerdict::Malformed => self.counters.count_drop(WorkerDrop::Malformed),
-            // A neighbour's ARP reply or advertisement was for us: learned above, and the kernel
-            // (if any) resolves its own neighbours too.
-            HostVerdict::NotForHost if learned.is_some() && self.ports[pi].kernel.is_none() => {}
-            HostVerdict::NotForHost => {
-                if self.ports[pi].kernel.is_some() {
-                    self.counters.to_kernel.inc();
-                    push_or_flush(
-                        &mut b.kernel[pi],
-                        m,
-                        self.ports[pi].kernel.as_deref(),
-                        QueueId(self.index),
-                        &self.counters,
-                    );
-                } else {
-                    self.counters.count_drop(WorkerDrop::NoKernelPath);
-                }
-            }
-        }
-    }
-
-    /// Records a neighbour and sends what was waiting for it.
-    fn learn(
-        &mut self,
-        snap: &Published,
-        port: u16,
-        ip: Addr,
-        mac: MacAddr,
-        b: &mut Bursts,
-        now: u64,
-    ) {
-        let our = snap.macs[usize::from(port)];
-        let Some(wp) = self.ports.get(usize::from(port)) else {
-            return;
-        };
-        let q = QueueId(self.index);
-        for mut m in self.neigh.learn(port, &ip, mac, now) {
-            set_macs(&mut m, mac, our);
-            push_or_flush(
-                &mut b.tx[usize::from(port)],
-                m,
-                Some(&wp.port),
-                q,
-                &self.counters,
-            );
-        }
-    }
-
-    fn share_learned(&self, l: Learned) {
-        for (i, mb) in self.mailboxes.iter().enumerate() {
-            if i != usize::from(self.index) {
-                let _ = mb.learned.push(l);
-            }
-        }
-    }
-
     /// Which worker software steering gives this frame to, if not this one.
     #[inline]
     fn owner_of(&self, m: &Mbuf) -> Option<usize> {
@@ -622,34 +398,6 @@ impl Worker {
         (q != usize::from(self.index)).then_some(q)
     }
 
-    fn steer_out(&mut self, to: usize, m: Mbuf, b: &mut Bursts) {
-        self.counters.steered_out.inc();
-        if let Err(m) = b.steer[to].push(m) {
-            self.flush_steer(to, b);
-            if b.steer[to].push(m).is_err() {
-                self.counters.count_drop(WorkerDrop::SteerFull);
-            }
-        }
-    }
-
-    fn flush_steer(&self, to: usize, b: &mut Bursts) {
-        if b.steer[to].is_empty() {
-            return;
-        }
-        if let Some(ring) = self
-            .steer
-            .as_deref()
-            .and_then(|s| s.rings[usize::from(self.index)][to].as_ref())
-        {
-            ring.enqueue_burst(&mut b.steer[to]);
-        }
-        let left = b.steer[to].len();
-        if left > 0 {
-            self.counters.drops[WorkerDrop::SteerFull as usize].add(left as u64);
-            b.steer[to].clear();
-        }
-    }
-
     fn in_port(&self, m: &Mbuf) -> usize {
         self.port_index
             .get(usize::from(m.port().0))
@@ -657,33 +405,6 @@ impl Worker {
             .flatten()
             .map(usize::from)
             .unwrap_or(0)
-    }
-
-    #[inline(always)]
-    fn tx(&self, port: usize, m: Mbuf, b: &mut Bursts) {
-        let Some(p) = self.ports.get(port) else {
-            return;
-        };
-        push_or_flush(
-            &mut b.tx[port],
-            m,
-            Some(&p.port),
-            QueueId(self.index),
-            &self.counters,
-        );
-    }
-
-    fn flush_all(&self, b: &mut Bursts) {
-        let q = QueueId(self.index);
-        for (pi, p) in self.ports.iter().enumerate() {
-            flush(&mut b.tx[pi], &p.port, q, &self.counters, true);
-            if let Some(k) = &p.kernel {
-                flush(&mut b.kernel[pi], k, q, &self.counters, false);
-            }
-        }
-        for to in 0..b.steer.len() {
-            self.flush_steer(to, b);
-        }
     }
 
     /// Passes queued NAT reply aliases to the workers RSS hands the replies to.
@@ -791,119 +512,11 @@ impl Worker {
             }
         }
     }
-
-    /// Starts resolving every real server's next hop as soon as a configuration names it, so the
-    /// first connections do not wait for ARP/NDP (nor overflow the hold queues).
-    fn warm_neighbours(&mut self, snap: &Published, now: u64) {
-        for s in snap.fwd.services() {
-            for d in s.dests.iter() {
-                if let Some(hit) = snap.routes.lookup(&d.addr) {
-                    let _ = self.neigh.resolve(hit.port, hit.next_hop, hit.src, now);
-                }
-            }
-        }
-    }
-
-    /// Gratuitous ARP / unsolicited NA for the port addresses, VIPs and local addresses.
-    fn announce(&mut self, snap: &Published, b: &mut Bursts) {
-        for (pi, host) in snap.hosts.iter().enumerate() {
-            let mac = snap.macs[pi];
-            for (a, _) in host.addrs() {
-                let len = if a.is_v4() {
-                    neigh::emit::ARP_FRAME_LEN
-                } else {
-                    neigh::emit::NA_FRAME_LEN
-                };
-                if let Some(m) = self.emit(len, |out| neigh::emit::announce(out, mac, &a)) {
-                    self.counters.announcements.inc();
-                    self.tx(pi, m, b);
-                }
-            }
-        }
-    }
-
-    /// A fresh mbuf holding a frame `write` builds.
-    fn emit(
-        &self,
-        len: usize,
-        write: impl FnOnce(&mut [u8]) -> Result<usize, dataplane::wire::EmitError>,
-    ) -> Option<Mbuf> {
-        let Ok(mut m) = self.pool.alloc() else {
-            self.counters.count_drop(WorkerDrop::NoMbuf);
-            return None;
-        };
-        neigh::emit::into_buf(&mut m, len, write).ok()?;
-        Some(m)
-    }
 }
 
 /// Indexes every NAT reply alias waiting in `inbox`.
 fn accept_aliases(fwd: &mut Forwarder, inbox: &Mailbox, now: u64) {
     while let Some(msg) = inbox.aliases.pop() {
         fwd.accept_alias(&msg, now);
-    }
-}
-
-/// Writes the Ethernet destination and source of a frame.
-#[inline]
-fn set_macs(m: &mut Mbuf, dst: MacAddr, src: MacAddr) {
-    let f = m.frame_mut();
-    if f.len() >= 12 {
-        f[0..6].copy_from_slice(&dst.0);
-        f[6..12].copy_from_slice(&src.0);
-    }
-}
-
-/// Queues `m` on a TX burst, transmitting the burst first if it is full.
-#[inline(always)]
-fn push_or_flush(
-    burst: &mut MbufBurst<BURST>,
-    m: Mbuf,
-    port: Option<&Port>,
-    q: QueueId,
-    counters: &WorkerCounters,
-) {
-    if let Err(m) = burst.push(m) {
-        flush_then_push(burst, m, port, q, counters);
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn flush_then_push(
-    burst: &mut MbufBurst<BURST>,
-    m: Mbuf,
-    port: Option<&Port>,
-    q: QueueId,
-    counters: &WorkerCounters,
-) {
-    if let Some(p) = port {
-        flush(burst, p, q, counters, true);
-    }
-    if burst.push(m).is_err() {
-        counters.count_drop(WorkerDrop::TxFull);
-    }
-}
-
-/// Transmits a burst; what the queue does not take is dropped and counted.
-#[inline]
-fn flush(
-    burst: &mut MbufBurst<BURST>,
-    port: &Port,
-    q: QueueId,
-    counters: &WorkerCounters,
-    data: bool,
-) {
-    if burst.is_empty() {
-        return;
-    }
-    let sent = port.tx_burst(q, burst);
-    if data {
-        counters.tx.add(sent as u64);
-    }
-    let left = burst.len();
-    if left > 0 {
-        counters.drops[WorkerDrop::TxFull as usize].add(left as u64);
-        burst.clear();
     }
 }

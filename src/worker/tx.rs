@@ -1,0 +1,129 @@
+//! The worker's transmit side: TX bursts per port, kernel-interface bursts, and the
+//! software-steering rings to other workers; what a queue does not take is dropped and counted.
+
+use dataplane::buf::PacketBuf;
+use dataplane::wire::MacAddr;
+use dpdk_bindings::{Mbuf, MbufBurst, Port, QueueId};
+
+use super::{Bursts, Worker, WorkerCounters, WorkerDrop, BURST};
+
+impl Worker {
+    pub(super) fn steer_out(&mut self, to: usize, m: Mbuf, b: &mut Bursts) {
+        self.counters.steered_out.inc();
+        if let Err(m) = b.steer[to].push(m) {
+            self.flush_steer(to, b);
+            if b.steer[to].push(m).is_err() {
+                self.counters.count_drop(WorkerDrop::SteerFull);
+            }
+        }
+    }
+
+    pub(super) fn flush_steer(&self, to: usize, b: &mut Bursts) {
+        if b.steer[to].is_empty() {
+            return;
+        }
+        if let Some(ring) = self
+            .steer
+            .as_deref()
+            .and_then(|s| s.rings[usize::from(self.index)][to].as_ref())
+        {
+            ring.enqueue_burst(&mut b.steer[to]);
+        }
+        let left = b.steer[to].len();
+        if left > 0 {
+            self.counters.drops[WorkerDrop::SteerFull as usize].add(left as u64);
+            b.steer[to].clear();
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn tx(&self, port: usize, m: Mbuf, b: &mut Bursts) {
+        let Some(p) = self.ports.get(port) else {
+            return;
+        };
+        push_or_flush(
+            &mut b.tx[port],
+            m,
+            Some(&p.port),
+            QueueId(self.index),
+            &self.counters,
+        );
+    }
+
+    pub(super) fn flush_all(&self, b: &mut Bursts) {
+        let q = QueueId(self.index);
+        for (pi, p) in self.ports.iter().enumerate() {
+            flush(&mut b.tx[pi], &p.port, q, &self.counters, true);
+            if let Some(k) = &p.kernel {
+                flush(&mut b.kernel[pi], k, q, &self.counters, false);
+            }
+        }
+        for to in 0..b.steer.len() {
+            self.flush_steer(to, b);
+        }
+    }
+}
+
+/// Writes the Ethernet destination and source of a frame.
+#[inline]
+pub(super) fn set_macs(m: &mut Mbuf, dst: MacAddr, src: MacAddr) {
+    let f = m.frame_mut();
+    if f.len() >= 12 {
+        f[0..6].copy_from_slice(&dst.0);
+        f[6..12].copy_from_slice(&src.0);
+    }
+}
+
+/// Queues `m` on a TX burst, transmitting the burst first if it is full.
+#[inline(always)]
+pub(super) fn push_or_flush(
+    burst: &mut MbufBurst<BURST>,
+    m: Mbuf,
+    port: Option<&Port>,
+    q: QueueId,
+    counters: &WorkerCounters,
+) {
+    if let Err(m) = burst.push(m) {
+        flush_then_push(burst, m, port, q, counters);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn flush_then_push(
+    burst: &mut MbufBurst<BURST>,
+    m: Mbuf,
+    port: Option<&Port>,
+    q: QueueId,
+    counters: &WorkerCounters,
+) {
+    if let Some(p) = port {
+        flush(burst, p, q, counters, true);
+    }
+    if burst.push(m).is_err() {
+        counters.count_drop(WorkerDrop::TxFull);
+    }
+}
+
+/// Transmits a burst; what the queue does not take is dropped and counted.
+#[inline]
+pub(super) fn flush(
+    burst: &mut MbufBurst<BURST>,
+    port: &Port,
+    q: QueueId,
+    counters: &WorkerCounters,
+    data: bool,
+) {
+    if burst.is_empty() {
+        return;
+    }
+    let sent = port.tx_burst(q, burst);
+    if data {
+        counters.tx.add(sent as u64);
+    }
+    let left = burst.len();
+    if left > 0 {
+        counters.drops[WorkerDrop::TxFull as usize].add(left as u64);
+        burst.clear();
+    }
+}
