@@ -4,8 +4,8 @@
 //! segment (`buf_addr + data_off`, `data_len` bytes), read straight from the struct without an
 //! FFI call; IronVS pools use one segment per frame. Head and tail adjustments of a single
 //! segment are done in Rust too (DPDK's `static inline` functions would otherwise be a call
-//! through bindgen's non-inlined wrappers per packet); chains fall back to DPDK. `Mbuf` is `Send` (hand it to another core)
-//! but not `Sync`.
+//! through bindgen's non-inlined wrappers per packet); chains fall back to DPDK. `Mbuf` is
+//! `Send` (hand it to another core) but not `Sync`.
 
 use std::marker::PhantomData;
 use std::ptr::NonNull;

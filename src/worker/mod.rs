@@ -95,6 +95,17 @@ struct Topo<'a> {
     neigh: &'a NeighCache<Mbuf>,
 }
 
+impl<'a> Topo<'a> {
+    /// The view of configuration `snap` and neighbour cache `neigh`.
+    fn new(snap: &'a Published, neigh: &'a NeighCache<Mbuf>) -> Topo<'a> {
+        Topo {
+            routes: &snap.routes,
+            macs: &snap.macs,
+            neigh,
+        }
+    }
+}
+
 impl Topology for Topo<'_> {
     #[inline]
     fn route(&self, dst: &Addr) -> Option<Route> {
@@ -252,11 +263,7 @@ impl Worker {
                 *p = burst.get(i).map_or(0, |m| self.in_port(m) as u16);
             }
         }
-        let topo = Topo {
-            routes: &snap.routes,
-            macs: &snap.macs,
-            neigh: &self.neigh,
-        };
+        let topo = Topo::new(snap, &self.neigh);
         let bufs = burst.as_mut_slice();
         match from {
             InPort::All(pi) => {
@@ -380,11 +387,7 @@ impl Worker {
 
     /// Forwards one frame (the second look of a NAT reply).
     fn forward(&mut self, snap: &Published, pi: usize, m: &mut Mbuf, now: u64) -> Verdict {
-        let topo = Topo {
-            routes: &snap.routes,
-            macs: &snap.macs,
-            neigh: &self.neigh,
-        };
+        let topo = Topo::new(snap, &self.neigh);
         self.fwd.process(&snap.fwd, &topo, pi as u16, m, now)
     }
 

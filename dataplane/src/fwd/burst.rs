@@ -14,7 +14,7 @@ use super::{Snapshot, Topology, Verdict};
 use crate::buf::PacketBuf;
 use crate::conn::{tcp_flags, ConnId, Dir, Probe};
 use crate::flow::{FlowKey, Proto};
-use crate::wire::{ip_proto, parse_frame_into, Frag, L3Kind, ParsedFrame};
+use crate::wire::{parse_frame_into, ParsedFrame};
 
 /// Frames [`Forwarder::process_burst`] stages together (the worker's RX burst).
 pub const BURST: usize = 32;
@@ -76,7 +76,7 @@ impl Forwarder {
             let mut looks = [Look::OTHER; BURST];
             for ((b, pf), look) in bufs.iter().zip(pfs.iter_mut()).zip(looks.iter_mut()) {
                 if parse_frame_into(b.frame(), pf).is_ok() {
-                    *look = self.hash_flow(pf);
+                    *look = self.first_look(pf);
                 }
             }
             let mut touched = 0u8;
@@ -116,26 +116,18 @@ impl Forwarder {
         }
     }
 
-    /// First pass over a parsed frame: for TCP and UDP (not a later fragment), hash the flow key.
+    /// First pass over a parsed frame: for TCP and UDP with ports (not a later fragment), hash
+    /// the flow key.
     #[inline(always)]
-    pub(super) fn hash_flow(&self, pf: &ParsedFrame) -> Look {
-        let proto = match (pf.l3, pf.proto) {
-            (L3Kind::Ipv4 | L3Kind::Ipv6, ip_proto::TCP) => Proto::Tcp,
-            (L3Kind::Ipv4 | L3Kind::Ipv6, ip_proto::UDP) => Proto::Udp,
-            _ => return Look::OTHER,
-        };
-        if pf.frag == Frag::Later {
-            return Look::OTHER;
+    pub(super) fn first_look(&self, pf: &ParsedFrame) -> Look {
+        match pf.flow_key() {
+            Some(key) => Look {
+                proto: Some(key.proto),
+                hash: self.conns.hash(&key),
+                probe: Probe::Absent,
+            },
+            None => Look::OTHER,
         }
-        let mut look = Look {
-            proto: Some(proto),
-            hash: 0,
-            probe: Probe::Absent,
-        };
-        if let Some(key) = look.key(pf) {
-            look.hash = self.conns.hash(&key);
-        }
-        look
     }
 
     /// Last pass over a frame: forwards a TCP/UDP frame of a known connection, schedules a new

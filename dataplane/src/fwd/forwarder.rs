@@ -208,12 +208,11 @@ impl Forwarder {
             self.stats.count_drop(DropReason::Malformed);
             return Verdict::Drop(DropReason::Malformed);
         };
-        let mut look = self.hash_flow(&pf);
-        let found = look.key(&pf).and_then(|key| {
-            look.probe = self.conns.probe(look.hash);
-            self.conns.resolve(look.probe, look.hash, &key)
-        });
-        let v = self.finish(snap, topo, in_port, buf, &pf, look.key(&pf), found, now_ms);
+        // One frame: nothing to overlap, so no probe; the full lookup gives the same answer.
+        let look = self.first_look(&pf);
+        let key = look.key(&pf);
+        let found = key.and_then(|k| self.conns.lookup_hashed(look.hash, &k));
+        let v = self.finish(snap, topo, in_port, buf, &pf, key, found, now_ms);
         self.count(v);
         v
     }

@@ -43,7 +43,13 @@ impl Hop {
 /// Sets the MACs for `route` and picks the verdict: forward, or resolve the next hop first.
 #[inline(always)]
 pub(super) fn egress<T: Topology + ?Sized>(topo: &T, frame: &mut [u8], route: &Route) -> Verdict {
-    match topo.neighbour(route.port, &route.next_hop) {
+    egress_via(frame, route, topo.neighbour(route.port, &route.next_hop))
+}
+
+/// [`egress`] with the next hop's MAC already looked up (`None`: not resolved yet).
+#[inline(always)]
+fn egress_via(frame: &mut [u8], route: &Route, next_hop_mac: Option<MacAddr>) -> Verdict {
+    match next_hop_mac {
         Some(mac) => {
             set_macs(frame, mac, route.mac);
             Verdict::Forward { port: route.port }
@@ -170,19 +176,18 @@ fn egress_to_real<T: Topology + ?Sized>(
     real: &Addr,
     route: &Route,
 ) -> Verdict {
-    if let (Some(epoch), Some(h)) = (topo.epoch(), hops.get_mut(dest.index())) {
-        if let Some(mac) = topo.neighbour(route.port, &route.next_hop) {
-            *h = Hop {
-                generation,
-                epoch,
-                addr: *real,
-                port: route.port,
-                dst: mac,
-                src: route.mac,
-            };
-        }
+    let mac = topo.neighbour(route.port, &route.next_hop);
+    if let (Some(mac), Some(epoch), Some(h)) = (mac, topo.epoch(), hops.get_mut(dest.index())) {
+        *h = Hop {
+            generation,
+            epoch,
+            addr: *real,
+            port: route.port,
+            dst: mac,
+            src: route.mac,
+        };
     }
-    egress(topo, frame, route)
+    egress_via(frame, route, mac)
 }
 
 impl Forwarder {
