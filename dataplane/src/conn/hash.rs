@@ -4,7 +4,7 @@
 //! per-byte loop. Each table draws its own seed so that an outsider cannot aim many flows at one
 //! bucket of every core. The hash is not a MAC; it only has to spread keys and hide the seed.
 
-use crate::flow::{Addr, FlowKey};
+use crate::flow::{Addr, FlowKey, Proto};
 
 const K0: u64 = 0x9e37_79b9_7f4a_7c15;
 const K1: u64 = 0xd6e8_feb8_6659_fd93;
@@ -37,6 +37,28 @@ pub fn hash_flow(seed: u64, k: &FlowKey) -> u64 {
     fold(a ^ ports ^ K2, b ^ K0)
 }
 
+/// The part of [`hash_flow`] that every IPv4 key shares under `seed`: the first halves of two
+/// IPv4-mapped addresses are zero. A table computes it once for [`hash_flow_v4`].
+pub fn v4_prefix(seed: u64) -> u64 {
+    fold(seed, K0)
+}
+
+/// [`hash_flow`] of an IPv4 5-tuple (the same value), with `prefix` = [`v4_prefix`]`(seed)`: two
+/// multiplies instead of three, and no 16-byte addresses to assemble.
+#[inline(always)]
+pub fn hash_flow_v4(
+    seed: u64,
+    prefix: u64,
+    (src, dst): ([u8; 4], [u8; 4]),
+    (sport, dport): (u16, u16),
+    proto: Proto,
+) -> u64 {
+    let mapped = |a: [u8; 4]| u64::from_le_bytes([0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3]]);
+    let ports = (u64::from(sport) << 32) | (u64::from(dport) << 16) | proto as u64;
+    let b = fold(mapped(src) ^ K1, mapped(dst) ^ seed);
+    fold(prefix ^ ports ^ K2, b ^ K0)
+}
+
 /// Hashes a persistence template key (service slot, masked client, port) with `seed`; domain
 /// separated from [`hash_flow`].
 #[inline]
@@ -59,7 +81,7 @@ pub fn random_seed() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::Proto;
+    use proptest::prelude::*;
 
     fn key(i: u32) -> FlowKey {
         let c = i.to_be_bytes();
@@ -101,5 +123,23 @@ mod tests {
             hash_template(1, 4, &k.saddr, 80)
         );
         assert_ne!(random_seed(), random_seed());
+    }
+
+    proptest! {
+        /// The IPv4 shortcut hashes exactly as the general hash (one index serves both).
+        #[test]
+        fn prop_v4_hash_matches_general(
+            seed in any::<u64>(),
+            src in any::<[u8; 4]>(),
+            dst in any::<[u8; 4]>(),
+            sport in any::<u16>(),
+            dport in any::<u16>(),
+            udp in any::<bool>(),
+        ) {
+            let proto = if udp { Proto::Udp } else { Proto::Tcp };
+            let k = FlowKey { saddr: Addr::v4(src), daddr: Addr::v4(dst), sport, dport, proto };
+            let fast = hash_flow_v4(seed, v4_prefix(seed), (src, dst), (sport, dport), proto);
+            prop_assert_eq!(fast, hash_flow(seed, &k));
+        }
     }
 }

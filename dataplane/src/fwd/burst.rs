@@ -8,13 +8,16 @@
 //! Frames keep their order and get exactly the verdicts and bytes they would get one by one
 //! (property-tested): a probe taken before an earlier frame of the burst added or removed a
 //! connection is redone in full ([`crate::conn::ConnTable::index_version`]).
+//!
+//! The common frame (untagged IPv4 without options, TCP, unfragmented) is read only as far as
+//! its [`Ipv4TcpHead`], and a packet of a known connection is forwarded from that (`fast.rs`).
 
 use super::forwarder::Forwarder;
 use super::{Snapshot, Topology, Verdict};
 use crate::buf::PacketBuf;
 use crate::conn::{tcp_flags, ConnId, Dir, Probe};
 use crate::flow::{FlowKey, Proto};
-use crate::wire::{parse_frame_into, ParsedFrame};
+use crate::wire::{parse_frame_into, Ipv4TcpHead, ParsedFrame};
 
 /// Frames [`Forwarder::process_burst`] stages together (the worker's RX burst).
 pub const BURST: usize = 32;
@@ -71,42 +74,67 @@ impl Forwarder {
             self.install(snap);
         }
         for (bufs, verdicts) in bufs.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
-            let n = bufs.len();
+            let n = bufs.len().min(verdicts.len()).min(BURST);
             let mut pfs = [ParsedFrame::EMPTY; BURST];
+            let mut heads = [None; BURST];
             let mut looks = [Look::OTHER; BURST];
-            for ((b, pf), look) in bufs.iter().zip(pfs.iter_mut()).zip(looks.iter_mut()) {
-                if parse_frame_into(b.frame(), pf).is_ok() {
-                    *look = self.first_look(pf);
+            for i in 0..n {
+                let frame = bufs[i].frame();
+                if let Some(h) = Ipv4TcpHead::read(frame) {
+                    looks[i] = self.first_look_ipv4_tcp(&h);
+                    heads[i] = Some(h);
+                } else if parse_frame_into(frame, &mut pfs[i]).is_ok() {
+                    looks[i] = self.first_look(&pfs[i]);
                 }
             }
             let mut touched = 0u8;
-            for look in looks.iter().take(n).filter(|l| l.proto.is_some()) {
-                touched ^= self.conns.touch_index(look.hash);
+            for look in &looks[..n] {
+                if look.proto.is_some() {
+                    touched ^= self.conns.touch_index(look.hash);
+                }
             }
-            for look in looks.iter_mut().take(n).filter(|l| l.proto.is_some()) {
-                look.probe = self.conns.probe(look.hash);
-                if let Probe::Candidate(r) = look.probe {
-                    touched ^= self.conns.touch_entry(r);
+            for look in &mut looks[..n] {
+                if look.proto.is_some() {
+                    look.probe = self.conns.probe(look.hash);
+                    if let Probe::Candidate(r) = look.probe {
+                        touched ^= self.conns.touch_entry(r);
+                    }
                 }
             }
             self.touched = touched;
             let version = self.conns.index_version();
             let mut forwarded = 0u64;
-            for (((b, v), pf), look) in bufs
-                .iter_mut()
-                .zip(verdicts.iter_mut())
-                .zip(&pfs)
-                .zip(&looks)
-            {
-                let key = look.key(pf);
-                let found = match &key {
-                    Some(key) if self.conns.index_version() == version => {
-                        self.conns.resolve(look.probe, look.hash, key)
+            for i in 0..n {
+                let (b, look) = (&mut bufs[i], &looks[i]);
+                let fresh = self.conns.index_version() == version;
+                let v = &mut verdicts[i];
+                match &heads[i] {
+                    Some(h) => {
+                        let found = if fresh {
+                            self.conns.resolve_v4(look.probe, look.hash, h)
+                        } else {
+                            self.conns.lookup_hashed(look.hash, &h.flow_key())
+                        };
+                        let fast = found.is_some_and(|found| {
+                            self.established_ipv4_tcp(snap, topo, in_port, b, h, found, now_ms, v)
+                        });
+                        if !fast {
+                            let pf = h.parsed();
+                            let key = Some(h.flow_key());
+                            *v = self.finish(snap, topo, in_port, b, &pf, key, found, now_ms);
+                        }
                     }
-                    Some(key) => self.conns.lookup_hashed(look.hash, key),
-                    None => None,
-                };
-                *v = self.finish(snap, topo, in_port, b, pf, key, found, now_ms);
+                    None => {
+                        let pf = &pfs[i];
+                        let key = look.key(pf);
+                        let found = match &key {
+                            Some(key) if fresh => self.conns.resolve(look.probe, look.hash, key),
+                            Some(key) => self.conns.lookup_hashed(look.hash, key),
+                            None => None,
+                        };
+                        *v = self.finish(snap, topo, in_port, b, pf, key, found, now_ms);
+                    }
+                }
                 match *v {
                     Verdict::Forward { .. } | Verdict::Resolve { .. } => forwarded += 1,
                     other => self.count(other),
@@ -127,6 +155,18 @@ impl Forwarder {
                 probe: Probe::Absent,
             },
             None => Look::OTHER,
+        }
+    }
+
+    /// [`Forwarder::first_look`] for the common frame, from its head.
+    #[inline(always)]
+    fn first_look_ipv4_tcp(&self, h: &Ipv4TcpHead) -> Look {
+        Look {
+            proto: Some(Proto::Tcp),
+            hash: self
+                .conns
+                .hash_v4((h.src, h.dst), (h.sport, h.dport), Proto::Tcp),
+            probe: Probe::Absent,
         }
     }
 

@@ -27,6 +27,7 @@
 //! kernel otherwise).
 
 mod burst;
+mod fast;
 mod forwarder;
 mod icmp;
 mod laddr;

@@ -112,7 +112,8 @@ pub(super) fn nat(
         return false;
     }
     if let (true, Some((off, udp))) = (v4, field) {
-        if let Some(done) = nat_v4(frame, pf, (l3, l4, off, udp), src, dst, route) {
+        let old = (&pf.src, &pf.dst);
+        if let Some(done) = nat_v4(frame, old, (l3, l4, off, udp), src, dst, route) {
             return done;
         }
     }
@@ -176,11 +177,16 @@ fn nat_any(
 
 /// [`nat`] for TCP/UDP over IPv4 with IPv4 addresses, on fixed-size views of the two headers:
 /// the same bytes, without the family and length cases. `None` when the packet is not that
-/// (the general code handles it). `at` is (IP offset, L4 offset, L4 checksum offset, UDP).
+/// (the general code handles it). `old` is the packet's (source, destination) address, `at`
+/// (IP offset, L4 offset, L4 checksum offset, UDP).
+///
+/// The sums run on words read in native byte order: the ones' complement sum of byte-swapped
+/// words is the byte-swapped sum (RFC 1071 §2 B), and a 32-bit word adds as its two halves do,
+/// so no field is swapped and an address changes in one add.
 #[inline(always)]
-fn nat_v4(
+pub(super) fn nat_v4(
     frame: &mut [u8],
-    pf: &ParsedFrame,
+    (old_src, old_dst): (&Addr, &Addr),
     (l3, l4, off, udp): (usize, usize, usize, bool),
     src: Option<(Addr, u16)>,
     dst: Option<(Addr, u16)>,
@@ -199,39 +205,68 @@ fn nat_v4(
     if off + 2 > l4h.len() {
         return None;
     }
-    let mut ip_d = 0u64;
-    let mut l4_d = 0u64;
-    let legs = [(src, &pf.src, 12, 0), (dst, &pf.dst, 16, 2)];
-    for (new, old, aoff, poff) in legs {
-        let Some((addr, port)) = new else { continue };
-        if addr != *old {
-            let (o, n) = (old.v4_octets(), addr.v4_octets());
-            ip[aoff..aoff + 4].copy_from_slice(&n);
-            let d = checksum::delta32(u32::from_be_bytes(o), u32::from_be_bytes(n));
-            ip_d += d;
-            l4_d += d;
-        }
-        let old_port = u16::from_be_bytes([l4h[poff], l4h[poff + 1]]);
-        if old_port != port {
-            l4h[poff..poff + 2].copy_from_slice(&port.to_be_bytes());
-            l4_d += checksum::delta16(old_port, port);
-        }
-    }
+    let (src_ip, src_l4) = leg_v4(ip, l4h, src, old_src, 12, 0);
+    let (dst_ip, dst_l4) = leg_v4(ip, l4h, dst, old_dst, 16, 2);
+    let mut ip_d = src_ip + dst_ip;
+    let l4_d = src_l4 + dst_l4;
     if route {
-        let old = u16::from_be_bytes([ip[8], ip[9]]);
+        let old = u16::from_ne_bytes([ip[8], ip[9]]);
         ip[8] = ip[8].saturating_sub(1);
-        ip_d += checksum::delta16(old, u16::from_be_bytes([ip[8], ip[9]]));
+        ip_d += checksum::delta16(old, u16::from_ne_bytes([ip[8], ip[9]]));
     }
-    let ipc = checksum::apply_delta(u16::from_be_bytes([ip[10], ip[11]]), ip_d);
-    ip[10..12].copy_from_slice(&ipc.to_be_bytes());
-    let c = u16::from_be_bytes([l4h[off], l4h[off + 1]]);
+    let ipc = checksum::apply_delta(u16::from_ne_bytes([ip[10], ip[11]]), ip_d);
+    ip[10..12].copy_from_slice(&ipc.to_ne_bytes());
+    let c = u16::from_ne_bytes([l4h[off], l4h[off + 1]]);
     let c = match (udp, c) {
         (true, 0) => 0,
         (true, c) => checksum::udp_finish(checksum::apply_delta(c, l4_d)),
         (false, c) => checksum::apply_delta(c, l4_d),
     };
-    l4h[off..off + 2].copy_from_slice(&c.to_be_bytes());
+    l4h[off..off + 2].copy_from_slice(&c.to_ne_bytes());
     Some(true)
+}
+
+/// One side of [`nat_v4`]: writes the new address (at `aoff` in the IP header) and port (at
+/// `poff` in the L4 header) if there is one, and returns the native-order checksum terms of the
+/// change for the IP header and for the L4 checksum.
+#[inline(always)]
+fn leg_v4(
+    ip: &mut [u8; 20],
+    l4h: &mut [u8; 18],
+    new: Option<(Addr, u16)>,
+    old: &Addr,
+    aoff: usize,
+    poff: usize,
+) -> (u64, u64) {
+    let Some((addr, port)) = new else {
+        return (0, 0);
+    };
+    let (o, n) = (
+        u32::from_ne_bytes(old.v4_octets()),
+        u32::from_ne_bytes(addr.v4_octets()),
+    );
+    if let Some(a) = ip.get_mut(aoff..aoff + 4) {
+        a.copy_from_slice(&n.to_ne_bytes());
+    }
+    let addr_d = if o == n {
+        0
+    } else {
+        u64::from(!o) + u64::from(n)
+    };
+    let Some(p) = l4h.get_mut(poff..poff + 2) else {
+        return (addr_d, addr_d);
+    };
+    let (op, np) = (
+        u16::from_ne_bytes([p[0], p[1]]),
+        u16::from_ne_bytes(port.to_be_bytes()),
+    );
+    p.copy_from_slice(&np.to_ne_bytes());
+    let port_d = if op == np {
+        0
+    } else {
+        checksum::delta16(op, np)
+    };
+    (addr_d, addr_d + port_d)
 }
 
 /// Writes one side's new address (at `aoff`) and port (at `poff`, if the packet has ports) and
@@ -348,7 +383,7 @@ mod tests {
             let field = l4_csum_field(pf.proto);
             let at = (14, 34, field.unwrap().0, udp);
             let (mut a, mut b) = (f.clone(), f.clone());
-            proptest::prop_assert_eq!(nat_v4(&mut a, &pf, at, src, dst, route), Some(true));
+            proptest::prop_assert_eq!(nat_v4(&mut a, (&pf.src, &pf.dst), at, src, dst, route), Some(true));
             proptest::prop_assert!(nat_any(&mut b, &pf, (14, 34, true, field), src, dst, route));
             proptest::prop_assert_eq!(a, b);
         }

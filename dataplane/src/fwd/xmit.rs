@@ -2,7 +2,7 @@
 //! decision (route, MACs, or a neighbour to resolve), as IPVS's `ip_vs_*_xmit` functions do.
 
 use super::forwarder::Forwarder;
-use super::rewrite::{nat, set_macs};
+use super::rewrite::{nat, nat_v4, set_macs};
 use super::snapshot::Snapshot;
 use super::{DropReason, Route, Topology, Verdict};
 use crate::buf::PacketBuf;
@@ -13,7 +13,7 @@ use crate::sched::DestId;
 use crate::wire::icmpv4::emit_frag_needed;
 use crate::wire::ipip::{encapsulate, OVERHEAD};
 use crate::wire::ipv4::Ipv4Packet;
-use crate::wire::{EmitError, L3Kind, MacAddr, ParsedFrame};
+use crate::wire::{EmitError, Ipv4TcpHead, L3Kind, MacAddr, ParsedFrame};
 
 /// The egress towards one real server, valid while the forwarder's snapshot generation and the
 /// topology's epoch are those recorded ([`Topology::epoch`]).
@@ -24,8 +24,8 @@ pub(super) struct Hop {
     /// The real server's address (a slot may change hands between snapshots).
     addr: Addr,
     port: u16,
-    dst: MacAddr,
-    src: MacAddr,
+    /// The Ethernet header's first 12 bytes: destination (next hop) and source MAC.
+    macs: [u8; 12],
 }
 
 impl Hop {
@@ -35,9 +35,24 @@ impl Hop {
         epoch: 0,
         addr: Addr::UNSPECIFIED,
         port: 0,
-        dst: MacAddr::ZERO,
-        src: MacAddr::ZERO,
+        macs: [0; 12],
     };
+
+    /// Sets the frame's MACs to the hop's.
+    #[inline(always)]
+    fn set_macs(&self, frame: &mut [u8]) {
+        if let Some(h) = frame.first_chunk_mut::<12>() {
+            *h = self.macs;
+        }
+    }
+}
+
+/// The first 12 bytes of an Ethernet header: `dst` then `src`.
+fn mac_pair(dst: MacAddr, src: MacAddr) -> [u8; 12] {
+    let mut m = [0; 12];
+    m[..6].copy_from_slice(&dst.0);
+    m[6..].copy_from_slice(&src.0);
+    m
 }
 
 /// Sets the MACs for `route` and picks the verdict: forward, or resolve the next hop first.
@@ -88,7 +103,60 @@ pub(super) fn xmit<T: Topology + ?Sized>(
     c: &Conn,
     dir: Dir,
 ) -> Verdict {
-    let v4 = pf.l3 == L3Kind::Ipv4;
+    let packet = (pf.l3 == L3Kind::Ipv4, pf.ttl);
+    xmit_with(
+        hops,
+        generation,
+        topo,
+        frame,
+        packet,
+        c,
+        dir,
+        |frame, src, dst| nat(frame, pf, src, dst, true),
+    )
+}
+
+/// [`xmit`] for the frame an [`Ipv4TcpHead`] describes (the established fast path): the same
+/// decisions and bytes, with the rewrite at the head's fixed offsets.
+#[inline(always)]
+pub(super) fn xmit_ipv4_tcp<T: Topology + ?Sized>(
+    hops: &mut [Hop],
+    generation: u64,
+    topo: &T,
+    frame: &mut [u8],
+    h: &Ipv4TcpHead,
+    c: &Conn,
+    dir: Dir,
+) -> Verdict {
+    const AT: (usize, usize, usize, bool) = (Ipv4TcpHead::L3_OFF, Ipv4TcpHead::L4_OFF, 16, false);
+    let old = (Addr::v4(h.src), Addr::v4(h.dst));
+    xmit_with(
+        hops,
+        generation,
+        topo,
+        frame,
+        (true, h.ttl),
+        c,
+        dir,
+        |frame, src, dst| nat_v4(frame, (&old.0, &old.1), AT, src, dst, true) == Some(true),
+    )
+}
+
+/// The body of [`xmit`]: `(v4, ttl)` describe the packet, and `rewrite(frame, src, dst)` sets
+/// its new source and/or destination address:port and decrements its TTL (false: the frame is
+/// too short).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn xmit_with<T: Topology + ?Sized>(
+    hops: &mut [Hop],
+    generation: u64,
+    topo: &T,
+    frame: &mut [u8],
+    (v4, ttl): (bool, u8),
+    c: &Conn,
+    dir: Dir,
+    rewrite: impl FnOnce(&mut [u8], Option<(Addr, u16)>, Option<(Addr, u16)>) -> bool,
+) -> Verdict {
     let (src, dst, toward) = match (c.mode, dir) {
         (FwdMode::Dr, Dir::Original) => {
             return to_real(hops, generation, topo, frame, c.dest, &c.real)
@@ -109,10 +177,10 @@ pub(super) fn xmit<T: Topology + ?Sized>(
     if toward.is_v4() != v4 || src.is_some_and(|(a, _)| a.is_v4() != v4) {
         return Verdict::Drop(DropReason::FamilyMismatch);
     }
-    if pf.ttl <= 1 {
+    if ttl <= 1 {
         return Verdict::Drop(DropReason::TtlExceeded);
     }
-    if !nat(frame, pf, src, dst, true) {
+    if !rewrite(frame, src, dst) {
         return Verdict::Drop(DropReason::Malformed);
     }
     match dir {
@@ -133,7 +201,7 @@ fn to_real<T: Topology + ?Sized>(
     real: &Addr,
 ) -> Verdict {
     if let Some(h) = cached_hop(hops, generation, topo, dest, real) {
-        set_macs(frame, h.dst, h.src);
+        h.set_macs(frame);
         return Verdict::Forward { port: h.port };
     }
     match topo.route(real) {
@@ -183,8 +251,7 @@ fn egress_to_real<T: Topology + ?Sized>(
             epoch,
             addr: *real,
             port: route.port,
-            dst: mac,
-            src: route.mac,
+            macs: mac_pair(mac, route.mac),
         };
     }
     egress_via(frame, route, mac)
@@ -244,7 +311,7 @@ impl Forwarder {
         match encapsulate(buf, l3, dip.v4_octets(), real.v4_octets(), 64, ident, false) {
             Ok(()) => match way {
                 Way::Cached(h) => {
-                    set_macs(buf.frame_mut(), h.dst, h.src);
+                    h.set_macs(buf.frame_mut());
                     Verdict::Forward { port: h.port }
                 }
                 Way::Route(r) => {

@@ -1,0 +1,54 @@
+//! The established fast path: a packet of a known connection in the common frame (untagged
+//! IPv4 without options, TCP, unfragmented) is forwarded from its [`Ipv4TcpHead`], read at fixed
+//! offsets, without a [`crate::wire::ParsedFrame`]: the same state update, counters, rewrite and
+//! verdict as [`Forwarder::established`] (property-tested against it), in fewer instructions.
+
+use super::forwarder::Forwarder;
+use super::xmit::xmit_ipv4_tcp;
+use super::{DropReason, Snapshot, Topology, Verdict};
+use crate::buf::PacketBuf;
+use crate::conn::{tcp_flags, ConnId, Dir};
+use crate::model::FwdMode;
+use crate::wire::Ipv4TcpHead;
+
+impl Forwarder {
+    /// Forwards the frame `h` describes on connection `id` travelling in `dir`, writing its
+    /// verdict to `v`, or returns false, having changed nothing, for the one case
+    /// [`Forwarder::finish`] must see: a bare SYN from a client, which may reuse a closing
+    /// connection. (The verdict goes straight to its slot: returned, it would be copied twice.)
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(super) fn established_ipv4_tcp<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
+        &mut self,
+        snap: &Snapshot,
+        topo: &T,
+        in_port: u16,
+        buf: &mut B,
+        h: &Ipv4TcpHead,
+        (id, dir): (ConnId, Dir),
+        now_ms: u64,
+        v: &mut Verdict,
+    ) -> bool {
+        let opening = tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST;
+        if dir == Dir::Original && h.tcp_flags & opening == tcp_flags::SYN {
+            return false;
+        }
+        let live = self.conns.on_packet(id, dir, h.tcp_flags, now_ms).is_some();
+        let Some(c) = self.conns.get(id).filter(|_| live) else {
+            *v = Verdict::Drop(DropReason::NoConnection);
+            return true;
+        };
+        let inbound = dir == Dir::Original;
+        self.stats
+            .traffic(c.svc, c.dest.0, inbound, u64::from(h.ip_len));
+        if c.mode == FwdMode::Tun && inbound {
+            let (dest, real) = (c.dest, c.real);
+            let pf = h.parsed();
+            *v = self.xmit_tun(snap, topo, in_port, buf, &pf, dest, &real);
+            return true;
+        }
+        let frame = buf.frame_mut();
+        *v = xmit_ipv4_tcp(&mut self.hops, self.generation, topo, frame, h, c, dir);
+        true
+    }
+}
