@@ -485,4 +485,118 @@ proptest! {
         prop_assert_eq!(a.forwarded.get(), b.forwarded.get());
         prop_assert_eq!(a.total_drops(), b.total_drops());
     }
+
+    /// On established connections of every mode (the burst's fast path), a burst gives exactly
+    /// what the same frames one by one give: client data, FIN and RST, server replies, a bare
+    /// SYN reusing the ports, an expiring TTL, with and without the egress cache.
+    #[test]
+    fn prop_burst_equals_one_by_one_established(
+        mode in 0usize..4,
+        cached in any::<bool>(),
+        seq in prop::collection::vec((0u16..4, 0usize..7), 1..80),
+    ) {
+        let snap = snapshot(
+            Proto::Tcp,
+            VIP,
+            80,
+            None,
+            &[rs(4, rip(4), 9000, FwdMode::ALL[mode]), rs(5, rip(5), 9000, FwdMode::ALL[mode])],
+        );
+        let topo = Epoch(cached.then_some(1));
+        let (mut one, mut burst) = (forwarder(), forwarder());
+        for cport in 40000..40004 {
+            for f in [&syn_from(CLIENT, cport, 80), &client(cport, ACK, 64)] {
+                for fwd in [&mut one, &mut burst] {
+                    fwd.process(&snap, &topo, 0, &mut VecBuf::new(f), 1000);
+                }
+            }
+        }
+        let frames: Vec<Vec<u8>> = seq
+            .iter()
+            .map(|&(flow, kind)| {
+                let cport = 40000 + flow;
+                let c = one
+                    .conns()
+                    .iter()
+                    .map(|(_, c)| *c)
+                    .find(|c| c.cport == cport)
+                    .unwrap();
+                let (to, to_port) = if c.mode == FwdMode::FullNat {
+                    (c.local, c.lport)
+                } else {
+                    (CLIENT, cport)
+                };
+                let reply = |flags| {
+                    frame(MAC_P1, rs_mac(4), c.real, to, 64, tcp(c.rport, to_port, flags), b"r")
+                };
+                match kind {
+                    0 => client(cport, ACK, 64),
+                    1 => client(cport, 0x11, 64),
+                    2 => client(cport, 0x04, 64),
+                    3 => reply(ACK),
+                    4 => reply(0x11),
+                    5 => syn_from(CLIENT, cport, 80),
+                    _ => client(cport, ACK, 1),
+                }
+            })
+            .collect();
+        let mut single = Vec::new();
+        for f in &frames {
+            let mut b = VecBuf::with_room(f, 20, 256);
+            let v = one.process(&snap, &topo, 1, &mut b, 1001);
+            single.push((v, b.frame().to_vec()));
+        }
+        let mut bufs: Vec<VecBuf> = frames.iter().map(|f| VecBuf::with_room(f, 20, 256)).collect();
+        let mut v = vec![Verdict::Kernel; frames.len()];
+        burst.process_burst(&snap, &topo, 1, &mut bufs, &mut v, 1001);
+        for (i, ((sv, sf), (bv, bb))) in single.iter().zip(v.iter().zip(&bufs)).enumerate() {
+            prop_assert_eq!(sv, bv, "frame {}", i);
+            prop_assert_eq!(&sf[..], bb.frame(), "frame {}", i);
+        }
+        let list = |f: &Forwarder| {
+            let mut l: Vec<_> = f.conns().iter().map(|(_, c)| (*c, c.state())).collect();
+            l.sort_by_key(|(c, _)| (c.cport, c.is_template()));
+            l
+        };
+        prop_assert_eq!(list(&one), list(&burst));
+        let (a, b) = (one.stats(), burst.stats());
+        prop_assert_eq!(a.forwarded.get(), b.forwarded.get());
+        prop_assert_eq!(a.total_drops(), b.total_drops());
+        let traffic = |s: &crate::fwd::FwdStats| {
+            [s.service(3), s.dest(4), s.dest(5)].map(|t| {
+                t.map(|t| [&t.conns, &t.inpkts, &t.outpkts, &t.inbytes, &t.outbytes].map(|c| c.get()))
+            })
+        };
+        prop_assert_eq!(traffic(a), traffic(b));
+    }
+}
+
+/// A client packet of flow `cport` with `flags` and `ttl`.
+fn client(cport: u16, flags: u8, ttl: u8) -> Vec<u8> {
+    frame(
+        MAC_P0,
+        MAC_ROUTER,
+        CLIENT,
+        VIP,
+        ttl,
+        tcp(cport, 80, flags),
+        b"x",
+    )
+}
+
+/// The test topology with an epoch (`Some`: the egress cache is used).
+struct Epoch(Option<u64>);
+
+impl Topology for Epoch {
+    fn route(&self, dst: &Addr) -> Option<Route> {
+        Topo.route(dst)
+    }
+
+    fn neighbour(&self, port: u16, ip: &Addr) -> Option<MacAddr> {
+        Topo.neighbour(port, ip)
+    }
+
+    fn epoch(&self) -> Option<u64> {
+        self.0
+    }
 }
