@@ -69,7 +69,7 @@ fn parse_opts() -> Opts {
             "--flows" => {
                 o.flows = val()
                     .split(',')
-                    .map(|v| v.parse().expect("--flows: numbers"))
+                    .map(|v| flow_count(v).unwrap_or_else(|| usage(&format!("--flows: {v:?}"))))
                     .collect()
             }
             "--modes" => {
@@ -100,6 +100,24 @@ fn parse_opts() -> Opts {
         }
     }
     o
+}
+
+/// A flow count as the tables print it: `1000`, `64k` (× 1024) or `1M` (× 1024²).
+fn flow_count(v: &str) -> Option<u32> {
+    let (digits, unit) = match v.strip_suffix(['k', 'K']) {
+        Some(d) => (d, 1 << 10),
+        None => match v.strip_suffix('M') {
+            Some(d) => (d, 1 << 20),
+            None => (v, 1),
+        },
+    };
+    digits.parse::<u32>().ok()?.checked_mul(unit)
+}
+
+/// Says what was wrong with the command line and exits (status 2).
+fn usage(what: &str) -> ! {
+    eprintln!("dpdk_fwd: bad option {what} (flows: 1000, 64k or 1M, comma-separated)");
+    std::process::exit(2)
 }
 
 fn machine() -> String {
