@@ -20,6 +20,7 @@ use dataplane::model::{
 };
 use dataplane::sched::{Dest, DestId, SchedPlan};
 use dataplane::wire::MacAddr;
+use ironvs::prefetch::CpuPrefetch;
 
 /// Everything is on port 1 and resolved.
 struct Flat;
@@ -200,7 +201,15 @@ fn established_burst(c: &mut Criterion) {
                             i = 0;
                         }
                     }
-                    f.process_burst(&snap, &Flat, 0, &mut bufs, &mut verdicts, 2000);
+                    f.process_burst(
+                        &snap,
+                        &Flat,
+                        &CpuPrefetch,
+                        0,
+                        &mut bufs,
+                        &mut verdicts,
+                        2000,
+                    );
                     black_box(&verdicts);
                 })
             });

@@ -38,6 +38,7 @@ use dataplane::route::{RouteTable, StaticRoute};
 use dataplane::sched::DestId;
 use dataplane::wire::MacAddr;
 use etherparse::{NetHeaders, PacketBuilder, PacketHeaders, TransportHeader};
+use ironvs::prefetch::CpuPrefetch;
 
 /// Frames per burst (the worker's RX burst).
 const BURST: usize = 32;
@@ -392,6 +393,7 @@ fn run<const EPOCH: bool>(b: &mut Bench, flows: &[Flow], mode: Mode, packets: u6
             b.fwd.process_burst(
                 &b.snap,
                 &topo,
+                &CpuPrefetch,
                 CLIENT_PORT,
                 &mut bufs[..n],
                 &mut verdicts[..n],

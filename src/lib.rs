@@ -10,5 +10,6 @@ pub mod daemon;
 pub mod hugepages;
 pub mod mailbox;
 pub mod ports;
+pub mod prefetch;
 pub mod state;
 pub mod worker;

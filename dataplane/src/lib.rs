@@ -14,6 +14,7 @@ pub mod fwd;
 pub mod host;
 pub mod model;
 pub mod neigh;
+pub mod prefetch;
 pub mod route;
 pub mod rss;
 pub mod sched;

@@ -13,6 +13,21 @@
 
 use std::io;
 
+/// Starts loading the cache line that holds `*r` into every cache level (`rte_prefetch0`,
+/// x86 `PREFETCHT0`), without waiting for it. Elsewhere than on x86_64 it does nothing.
+#[inline(always)]
+pub fn prefetch<T>(r: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 is a hint: it reads nothing architecturally, cannot fault on any
+    // address (and `r` is a valid reference anyway), and SSE is part of the x86_64 baseline.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((r as *const T).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = r;
+}
+
 /// The size of an x86_64 / arm64 (4 KiB granule) transparent huge page.
 pub const HUGE_PAGE: usize = 2 << 20;
 

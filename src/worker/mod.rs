@@ -31,6 +31,7 @@ pub use neighbours::neigh_cache;
 
 use crate::mailbox::{Mailbox, Request};
 use crate::ports::Steering;
+use crate::prefetch::CpuPrefetch;
 use crate::state::{Published, Shared};
 
 /// Frames per RX/TX burst.
@@ -268,8 +269,10 @@ impl Worker {
         match from {
             InPort::All(pi) => {
                 ports[..n].fill(pi as u16);
+                let vs = &mut verdicts[..n];
+                let pf = &CpuPrefetch;
                 self.fwd
-                    .process_burst(&snap.fwd, &topo, pi as u16, bufs, &mut verdicts[..n], now);
+                    .process_burst(&snap.fwd, &topo, pf, pi as u16, bufs, vs, now);
             }
             // One forwarder call per run of frames from the same port.
             InPort::Each => {
@@ -283,7 +286,8 @@ impl Worker {
                     if let (Some(bs), Some(vs)) =
                         (bufs.get_mut(start..end), verdicts.get_mut(start..end))
                     {
-                        self.fwd.process_burst(&snap.fwd, &topo, p, bs, vs, now);
+                        let pf = &CpuPrefetch;
+                        self.fwd.process_burst(&snap.fwd, &topo, pf, p, bs, vs, now);
                     }
                     start = end;
                 }

@@ -40,7 +40,7 @@ pub(super) mod flag {
 /// 60 lport rport 64 real 80 local 96 tmpl owner 102 (pad 104)
 /// ```
 ///
-/// [`ConnTable::touch_entry`](super::ConnTable::touch_entry) reads bytes 0, 40 and 79.
+/// [`ConnTable::prefetch_entry`](super::ConnTable::prefetch_entry) fetches bytes 0..96.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(C)]
 pub struct Conn {
@@ -286,8 +286,8 @@ mod tests {
     fn test_sizes() {
         assert_eq!(std::mem::size_of::<Conn>(), 104);
         assert_eq!(std::mem::size_of::<Entry>(), 112);
-        // What a DR/NAT packet reads is bytes 0..80; `touch_entry` reads 0, 40 and 79 (less
-        // than a cache line apart, so every line of that span).
+        // What a DR/NAT packet reads is bytes 0..80, FullNAT 0..96; `prefetch_entry` fetches
+        // the lines of bytes 0, 64 (`real`) and 95 (the end of `local`): every line of 0..96.
         assert_eq!(std::mem::offset_of!(Conn, client), 0);
         assert_eq!(std::mem::offset_of!(Conn, flags), 39);
         assert_eq!(std::mem::offset_of!(Conn, expires_ms), 40);

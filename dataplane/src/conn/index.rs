@@ -7,6 +7,8 @@
 //! first bucket whose count is zero and a removal needs no tombstones. The index is sized at
 //! construction and never grows; the table keeps it at most 80 % full.
 
+use crate::prefetch::Prefetch;
+
 /// Slots per bucket.
 pub const SLOTS: usize = 10;
 /// Tag of an empty slot.
@@ -111,12 +113,12 @@ impl Index {
         None
     }
 
-    /// A byte of the home bucket of `hash` (see `ConnTable::touch_index`).
+    /// Prefetches the home bucket of `hash`.
     #[inline(always)]
-    pub fn touch(&self, hash: u64) -> u8 {
-        self.buckets
-            .get(self.home(hash))
-            .map_or(0, |b| b.overflow as u8)
+    pub fn prefetch(&self, hash: u64, pf: &impl Prefetch) {
+        if let Some(b) = self.buckets.get(self.home(hash)) {
+            pf.prefetch(b);
+        }
     }
 
     /// Reads the home bucket of `hash` only (see [`Probe`]).

@@ -13,6 +13,7 @@ use super::wheel::{Link, Wheel, NIL};
 use super::{ConnId, Dir, InsertError};
 use crate::flow::{Addr, FlowKey, Proto};
 use crate::model::Timeouts;
+use crate::prefetch::Prefetch;
 use crate::sched::DestLoad;
 use crate::wire::Ipv4TcpHead;
 
@@ -247,21 +248,23 @@ impl ConnTable {
         self.resolve(probe, hash, &h.flow_key())
     }
 
-    /// Reads the index line of `hash` and returns a byte of it. A plain load standing in for a
-    /// prefetch (the data plane has no `unsafe`): a burst touches all its lines in a tight loop
-    /// with no branch on the loaded data, so their misses are in flight together.
+    /// Prefetches the index line of `hash`, so that a burst's index misses are in flight
+    /// together before the first [`ConnTable::probe`].
     #[inline(always)]
-    pub fn touch_index(&self, hash: u64) -> u8 {
-        self.index.touch(hash)
+    pub fn prefetch_index(&self, hash: u64, pf: &impl Prefetch) {
+        self.index.prefetch(hash, pf);
     }
 
-    /// Reads one byte of every cache line of the entry that index reference `r` (a
-    /// [`Probe::Candidate`]) names, for the same reason as [`ConnTable::touch_index`].
+    /// Prefetches every cache line a packet reads of the entry that index reference `r` (a
+    /// [`Probe::Candidate`]) names: bytes 0..96, at most three lines, whose first, middle and
+    /// last are those of bytes 0, 64 and 95.
     #[inline(always)]
-    pub fn touch_entry(&self, r: u32) -> u8 {
-        self.slab.get((r & !REPLY_BIT) as usize).map_or(0, |e| {
-            e.conn.client.0[0] ^ (e.conn.expires_ms as u8) ^ e.conn.real.0[15]
-        })
+    pub fn prefetch_entry(&self, r: u32, pf: &impl Prefetch) {
+        if let Some(e) = self.slab.get((r & !REPLY_BIT) as usize) {
+            pf.prefetch(&e.conn.client);
+            pf.prefetch(&e.conn.real);
+            pf.prefetch(&e.conn.local.0[15]);
+        }
     }
 
     /// Changes whenever a key is added to or removed from the index: probes and resolutions

@@ -2,9 +2,9 @@
 //! that their cache misses overlap instead of queueing one after the other.
 //!
 //! A connection lookup misses the cache twice at scale (the index line, then the entry). One
-//! frame at a time, each miss stalls the core; over a burst, the passes first touch every index
-//! line, then every candidate entry, in short loops with no branch on the loaded data (plain
-//! loads standing in for prefetches: the data plane has no `unsafe`), and only then forward.
+//! frame at a time, each miss stalls the core; over a burst, the passes first prefetch every
+//! index line, then every candidate entry (through the caller's [`Prefetch`]), and only then
+//! forward.
 //! Frames keep their order and get exactly the verdicts and bytes they would get one by one
 //! (property-tested): a probe taken before an earlier frame of the burst added or removed a
 //! connection is redone in full ([`crate::conn::ConnTable::index_version`]).
@@ -17,6 +17,7 @@ use super::{Snapshot, Topology, Verdict};
 use crate::buf::PacketBuf;
 use crate::conn::{tcp_flags, ConnId, Dir, Probe};
 use crate::flow::{FlowKey, Proto};
+use crate::prefetch::Prefetch;
 use crate::wire::{parse_frame_into, Ipv4TcpHead, ParsedFrame};
 
 /// Frames [`Forwarder::process_burst`] stages together (the worker's RX burst).
@@ -57,14 +58,17 @@ impl Forwarder {
     /// buffers beyond `verdicts.len()` are left untouched).
     ///
     /// Works in passes over each group of [`BURST`] frames so that their cache misses overlap
-    /// instead of queueing one after the other: parse and hash every frame; touch every index
-    /// line; probe the lines and touch every candidate entry; then look up and forward each
-    /// frame. A frame whose probe may have gone stale (an earlier frame of the group added or
+    /// instead of queueing one after the other: parse and hash every frame; prefetch every
+    /// index line; probe the lines and prefetch every candidate entry; then look up and forward
+    /// each frame. `prefetch` issues the prefetches ([`crate::prefetch::NoPrefetch`] when speed
+    /// does not matter). A frame whose probe may have gone stale (an earlier frame of the group added or
     /// removed a connection) is looked up in full.
+    #[allow(clippy::too_many_arguments)]
     pub fn process_burst<B: PacketBuf, T: Topology + ?Sized>(
         &mut self,
         snap: &Snapshot,
         topo: &T,
+        prefetch: &impl Prefetch,
         in_port: u16,
         bufs: &mut [B],
         verdicts: &mut [Verdict],
@@ -87,21 +91,19 @@ impl Forwarder {
                     looks[i] = self.first_look(&pfs[i]);
                 }
             }
-            let mut touched = 0u8;
             for look in &looks[..n] {
                 if look.proto.is_some() {
-                    touched ^= self.conns.touch_index(look.hash);
+                    self.conns.prefetch_index(look.hash, prefetch);
                 }
             }
             for look in &mut looks[..n] {
                 if look.proto.is_some() {
                     look.probe = self.conns.probe(look.hash);
                     if let Probe::Candidate(r) = look.probe {
-                        touched ^= self.conns.touch_entry(r);
+                        self.conns.prefetch_entry(r, prefetch);
                     }
                 }
             }
-            self.touched = touched;
             let version = self.conns.index_version();
             let mut forwarded = 0u64;
             for i in 0..n {

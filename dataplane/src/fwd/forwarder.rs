@@ -89,8 +89,6 @@ pub struct Forwarder {
     pub(super) scratch: Box<[u8]>,
     reply_rss: Option<RssTarget>,
     outbox: Vec<AliasMsg>,
-    /// Where the bytes a burst touched to start its loads early end up (so the loads stay).
-    pub(super) touched: u8,
 }
 
 impl Forwarder {
@@ -114,7 +112,6 @@ impl Forwarder {
             scratch: vec![0u8; SCRATCH_LEN].into_boxed_slice(),
             reply_rss,
             outbox: Vec::with_capacity(OUTBOX_CAP),
-            touched: 0,
         }
     }
 

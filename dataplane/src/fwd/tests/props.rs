@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::fwd::{DropReason, PortRange};
+use crate::prefetch::NoPrefetch;
 use proptest::prelude::*;
 
 fn syn_from(client: Addr, sport: u16, dport: u16) -> Vec<u8> {
@@ -314,7 +315,7 @@ fn test_burst_matches_single_calls() {
         .collect();
     bufs.push(VecBuf::new(&syn_from(CLIENT, 1, 81)));
     let mut v = [Verdict::Kernel; 5];
-    f.process_burst(&snap, &Topo, 0, &mut bufs, &mut v, 1000);
+    f.process_burst(&snap, &Topo, &NoPrefetch, 0, &mut bufs, &mut v, 1000);
     assert_eq!(&v[..4], &[Verdict::Forward { port: 1 }; 4]);
     assert_eq!(v[4], Verdict::Drop(DropReason::NoService));
     let want = frame(
@@ -473,7 +474,7 @@ proptest! {
         let mut burst = forwarder();
         let mut bufs: Vec<VecBuf> = frames.iter().map(|f| VecBuf::new(f)).collect();
         let mut v = vec![Verdict::Kernel; frames.len()];
-        burst.process_burst(&snap, &Topo, 1, &mut bufs, &mut v, 1000);
+        burst.process_burst(&snap, &Topo, &NoPrefetch, 1, &mut bufs, &mut v, 1000);
         for (i, ((sv, sf), (bv, bb))) in single.iter().zip(v.iter().zip(&bufs)).enumerate() {
             prop_assert_eq!(sv, bv, "frame {}", i);
             prop_assert_eq!(&sf[..], bb.frame(), "frame {}", i);
@@ -548,7 +549,7 @@ proptest! {
         }
         let mut bufs: Vec<VecBuf> = frames.iter().map(|f| VecBuf::with_room(f, 20, 256)).collect();
         let mut v = vec![Verdict::Kernel; frames.len()];
-        burst.process_burst(&snap, &topo, 1, &mut bufs, &mut v, 1001);
+        burst.process_burst(&snap, &topo, &NoPrefetch, 1, &mut bufs, &mut v, 1001);
         for (i, ((sv, sf), (bv, bb))) in single.iter().zip(v.iter().zip(&bufs)).enumerate() {
             prop_assert_eq!(sv, bv, "frame {}", i);
             prop_assert_eq!(&sf[..], bb.frame(), "frame {}", i);

@@ -1,0 +1,15 @@
+//! The CPU's prefetch instruction for the data plane's burst pipeline (see
+//! [`dataplane::prefetch`], which cannot issue it itself).
+
+use dataplane::prefetch::Prefetch;
+
+/// Prefetches with `PREFETCHT0` ([`dpdk_bindings::mem::prefetch`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuPrefetch;
+
+impl Prefetch for CpuPrefetch {
+    #[inline(always)]
+    fn prefetch<T>(&self, r: &T) {
+        dpdk_bindings::mem::prefetch(r);
+    }
+}
