@@ -3,8 +3,8 @@
 //!
 //! A connection lookup misses the cache twice at scale (the index line, then the entry). One
 //! frame at a time, each miss stalls the core; over a burst, the passes first prefetch every
-//! index line, then every candidate entry (through the caller's [`Prefetch`]), and only then
-//! forward.
+//! index line (as each frame is parsed), then every candidate entry (through the caller's
+//! [`Prefetch`]), and only then forward.
 //! Frames keep their order and get exactly the verdicts and bytes they would get one by one
 //! (property-tested): a probe taken before an earlier frame of the burst added or removed a
 //! connection is redone in full ([`crate::conn::ConnTable::index_version`]).
@@ -58,7 +58,7 @@ impl Forwarder {
     /// buffers beyond `verdicts.len()` are left untouched).
     ///
     /// Works in passes over each group of [`BURST`] frames so that their cache misses overlap
-    /// instead of queueing one after the other: parse and hash every frame; prefetch every
+    /// instead of queueing one after the other: parse and hash every frame and prefetch its
     /// index line; probe the lines and prefetch every candidate entry; then look up and forward
     /// each frame. `prefetch` issues the prefetches ([`crate::prefetch::NoPrefetch`] when speed
     /// does not matter). A frame whose probe may have gone stale (an earlier frame of the group added or
@@ -90,10 +90,9 @@ impl Forwarder {
                 } else if parse_frame_into(frame, &mut pfs[i]).is_ok() {
                     looks[i] = self.first_look(&pfs[i]);
                 }
-            }
-            for look in &looks[..n] {
-                if look.proto.is_some() {
-                    self.conns.prefetch_index(look.hash, prefetch);
+                // Issued while the next frames parse: by the probes, most lines are in.
+                if looks[i].proto.is_some() {
+                    self.conns.prefetch_index(looks[i].hash, prefetch);
                 }
             }
             for look in &mut looks[..n] {
