@@ -359,12 +359,13 @@ pub fn testpmd(
             "--txq=1",
             "--rxd=1024",
             "--txd=1024",
-            "--burst=32",
             "--mbcache=256",
             "--mbuf-size=2176",
         ]
         .map(String::from),
     );
+    // The daemon's worker receives and forwards this many frames at a time; testpmd the same.
+    args.push(format!("--burst={}", ironvs::worker::BURST));
     args.push(format!("--total-num-mbufs={}", case.mbufs()));
     args.push(format!("--forward-mode={fwd_mode}"));
     let log_path = dir.join(format!("testpmd-{fwd_mode}-{}.log", case.flows));
