@@ -120,9 +120,7 @@ impl Forwarder {
                             self.established_ipv4_tcp(snap, topo, in_port, b, h, found, now_ms, v)
                         });
                         if !fast {
-                            let pf = h.parsed();
-                            let key = Some(h.flow_key());
-                            *v = self.finish(snap, topo, in_port, b, &pf, key, found, now_ms);
+                            *v = self.finish_head(snap, topo, in_port, b, h, found, now_ms);
                         }
                     }
                     None => {
@@ -169,6 +167,26 @@ impl Forwarder {
                 .hash_v4((h.src, h.dst), (h.sport, h.dport), Proto::Tcp),
             probe: Probe::Absent,
         }
+    }
+
+    /// [`Forwarder::finish`] for a frame read as an [`Ipv4TcpHead`] that the fast path did not
+    /// take (a new connection, a bare SYN); out of line, so that the fast path's registers
+    /// do not carry what a full [`ParsedFrame`] needs.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn finish_head<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
+        &mut self,
+        snap: &Snapshot,
+        topo: &T,
+        in_port: u16,
+        buf: &mut B,
+        h: &Ipv4TcpHead,
+        found: Option<(ConnId, Dir)>,
+        now_ms: u64,
+    ) -> Verdict {
+        let pf = h.parsed();
+        let key = Some(h.flow_key());
+        self.finish(snap, topo, in_port, buf, &pf, key, found, now_ms)
     }
 
     /// Last pass over a frame: forwards a TCP/UDP frame of a known connection, schedules a new

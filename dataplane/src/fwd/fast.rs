@@ -8,7 +8,9 @@ use super::xmit::xmit_ipv4_tcp;
 use super::{DropReason, Snapshot, Topology, Verdict};
 use crate::buf::PacketBuf;
 use crate::conn::{tcp_flags, ConnId, Dir};
+use crate::flow::Addr;
 use crate::model::FwdMode;
+use crate::sched::DestId;
 use crate::wire::Ipv4TcpHead;
 
 impl Forwarder {
@@ -43,12 +45,29 @@ impl Forwarder {
             .traffic(c.svc, c.dest.0, inbound, u64::from(h.ip_len));
         if c.mode == FwdMode::Tun && inbound {
             let (dest, real) = (c.dest, c.real);
-            let pf = h.parsed();
-            *v = self.xmit_tun(snap, topo, in_port, buf, &pf, dest, &real);
+            *v = self.tun_from_head(snap, topo, in_port, buf, h, dest, &real);
             return true;
         }
         let frame = buf.frame_mut();
         *v = xmit_ipv4_tcp(&mut self.hops, self.generation, topo, frame, h, c, dir);
         true
+    }
+
+    /// [`Forwarder::xmit_tun`] from a head; out of line, like every full [`ParsedFrame`] the
+    /// fast path needs (see `burst.rs`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn tun_from_head<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
+        &mut self,
+        snap: &Snapshot,
+        topo: &T,
+        in_port: u16,
+        buf: &mut B,
+        h: &Ipv4TcpHead,
+        dest: DestId,
+        real: &Addr,
+    ) -> Verdict {
+        let pf = h.parsed();
+        self.xmit_tun(snap, topo, in_port, buf, &pf, dest, real)
     }
 }

@@ -112,7 +112,7 @@ pub(super) fn nat(
         return false;
     }
     if let (true, Some((off, udp))) = (v4, field) {
-        let old = (&pf.src, &pf.dst);
+        let old = (pf.src.v4_octets(), pf.dst.v4_octets());
         if let Some(done) = nat_v4(frame, old, (l3, l4, off, udp), src, dst, route) {
             return done;
         }
@@ -186,7 +186,7 @@ fn nat_any(
 #[inline(always)]
 pub(super) fn nat_v4(
     frame: &mut [u8],
-    (old_src, old_dst): (&Addr, &Addr),
+    (old_src, old_dst): ([u8; 4], [u8; 4]),
     (l3, l4, off, udp): (usize, usize, usize, bool),
     src: Option<(Addr, u16)>,
     dst: Option<(Addr, u16)>,
@@ -234,7 +234,7 @@ fn leg_v4(
     ip: &mut [u8; 20],
     l4h: &mut [u8; 18],
     new: Option<(Addr, u16)>,
-    old: &Addr,
+    old: [u8; 4],
     aoff: usize,
     poff: usize,
 ) -> (u64, u64) {
@@ -242,7 +242,7 @@ fn leg_v4(
         return (0, 0);
     };
     let (o, n) = (
-        u32::from_ne_bytes(old.v4_octets()),
+        u32::from_ne_bytes(old),
         u32::from_ne_bytes(addr.v4_octets()),
     );
     if let Some(a) = ip.get_mut(aoff..aoff + 4) {
@@ -383,7 +383,7 @@ mod tests {
             let field = l4_csum_field(pf.proto);
             let at = (14, 34, field.unwrap().0, udp);
             let (mut a, mut b) = (f.clone(), f.clone());
-            proptest::prop_assert_eq!(nat_v4(&mut a, (&pf.src, &pf.dst), at, src, dst, route), Some(true));
+            proptest::prop_assert_eq!(nat_v4(&mut a, (pf.src.v4_octets(), pf.dst.v4_octets()), at, src, dst, route), Some(true));
             proptest::prop_assert!(nat_any(&mut b, &pf, (14, 34, true, field), src, dst, route));
             proptest::prop_assert_eq!(a, b);
         }

@@ -129,7 +129,6 @@ pub(super) fn xmit_ipv4_tcp<T: Topology + ?Sized>(
     dir: Dir,
 ) -> Verdict {
     const AT: (usize, usize, usize, bool) = (Ipv4TcpHead::L3_OFF, Ipv4TcpHead::L4_OFF, 16, false);
-    let old = (Addr::v4(h.src), Addr::v4(h.dst));
     xmit_with(
         hops,
         generation,
@@ -138,7 +137,7 @@ pub(super) fn xmit_ipv4_tcp<T: Topology + ?Sized>(
         (true, h.ttl),
         c,
         dir,
-        |frame, src, dst| nat_v4(frame, (&old.0, &old.1), AT, src, dst, true) == Some(true),
+        |frame, src, dst| nat_v4(frame, (h.src, h.dst), AT, src, dst, true) == Some(true),
     )
 }
 
