@@ -105,7 +105,8 @@ impl Forwarder {
             sched: Vec::new(),
             sched_slots: Vec::new(),
             generation: 0,
-            hops: vec![Hop::NONE; cfg.table.dest_capacity as usize].into_boxed_slice(),
+            // One slot per real server, and the last for replies' next hop (see `xmit.rs`).
+            hops: vec![Hop::NONE; cfg.table.dest_capacity as usize + 1].into_boxed_slice(),
             lports: LocalPorts::new(cfg.ports, rss),
             stats: Arc::new(stats),
             ip_id: (cfg.table.core).wrapping_mul(0x9e37),

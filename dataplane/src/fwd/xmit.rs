@@ -16,7 +16,8 @@ use crate::wire::ipv4::Ipv4Packet;
 use crate::wire::{EmitError, Ipv4TcpHead, L3Kind, MacAddr, ParsedFrame};
 
 /// The egress towards one real server, valid while the forwarder's snapshot generation and the
-/// topology's epoch are those recorded ([`Topology::epoch`]).
+/// topology's epoch are those recorded ([`Topology::epoch`]). The forwarder keeps one per real
+/// server slot, and one more, the last, for the next hop of replies ([`reply_to`]).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Hop {
     generation: u64,
@@ -184,8 +185,44 @@ fn xmit_with<T: Topology + ?Sized>(
     }
     match dir {
         Dir::Original => to_real(hops, generation, topo, frame, c.dest, &toward),
-        Dir::Reply => route_to(topo, frame, &toward),
+        Dir::Reply => reply_to(hops, generation, topo, frame, &toward),
     }
+}
+
+/// [`route_to`] for a reply towards client `dst`. The route is looked up (clients are many),
+/// but its next hop's MACs come from the last slot of `hops` while the snapshot generation,
+/// the topology's epoch, the next hop and the port are those recorded there: replies mostly
+/// leave through one gateway, whose neighbour lookup this saves.
+#[inline(always)]
+fn reply_to<T: Topology + ?Sized>(
+    hops: &mut [Hop],
+    generation: u64,
+    topo: &T,
+    frame: &mut [u8],
+    dst: &Addr,
+) -> Verdict {
+    let Some(route) = topo.route(dst) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    let epoch = topo.epoch();
+    if let (Some(epoch), Some(m)) = (epoch, hops.last()) {
+        let (g, e, hop, port) = (m.generation, m.epoch, m.addr, m.port);
+        if (g, e, port) == (generation, epoch, route.port) && hop == route.next_hop {
+            m.set_macs(frame);
+            return Verdict::Forward { port };
+        }
+    }
+    let mac = topo.neighbour(route.port, &route.next_hop);
+    if let (Some(mac), Some(epoch), Some(m)) = (mac, epoch, hops.last_mut()) {
+        *m = Hop {
+            generation,
+            epoch,
+            addr: route.next_hop,
+            port: route.port,
+            macs: mac_pair(mac, route.mac),
+        };
+    }
+    egress_via(frame, &route, mac)
 }
 
 /// [`route_to`] the real server `real` in slot `dest`, through the slot's cached hop when the

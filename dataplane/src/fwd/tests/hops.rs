@@ -153,3 +153,92 @@ fn test_cached_and_uncached_frames_are_identical() {
         }
     }
 }
+
+/// A NAT reply of real server 1 to the client, for the connection `syn(sport)` opened.
+fn nat_reply(sport: u16) -> Vec<u8> {
+    frame(
+        MAC_P1,
+        rs_mac(1),
+        rip(1),
+        CLIENT,
+        64,
+        tcp(80, sport, ACK),
+        b"",
+    )
+}
+
+/// The test topology whose gateway (`ROUTER`, the clients' next hop) changes MAC, with an epoch.
+struct Gateway {
+    mac: Cell<Option<[u8; 6]>>,
+    epoch: Cell<Option<u64>>,
+}
+
+impl Topology for Gateway {
+    fn route(&self, dst: &Addr) -> Option<Route> {
+        Topo.route(dst)
+    }
+
+    fn neighbour(&self, port: u16, ip: &Addr) -> Option<MacAddr> {
+        if *ip == ROUTER {
+            return self.mac.get().map(MacAddr);
+        }
+        Topo.neighbour(port, ip)
+    }
+
+    fn epoch(&self) -> Option<u64> {
+        self.epoch.get()
+    }
+}
+
+#[test]
+fn test_reply_next_hop_follows_epoch_and_generation() {
+    let dests = [rs(5, rip(1), 80, FwdMode::Nat)];
+    let snap = snapshot(Proto::Tcp, VIP, 80, None, &dests);
+    let t = Gateway {
+        mac: Cell::new(Some(MAC_ROUTER)),
+        epoch: Cell::new(Some(7)),
+    };
+    let mut f = forwarder();
+    let reply = |f: &mut Forwarder, snap: &Snapshot, sport: u16| {
+        let mut b = VecBuf::new(&nat_reply(sport));
+        let v = f.process(snap, &t, 1, &mut b, 1000);
+        let mut macs = [0; 12];
+        macs.copy_from_slice(&b.frame()[..12]);
+        (v, macs)
+    };
+    let fwd0 = Verdict::Forward { port: 0 };
+    let via = |mac: [u8; 6]| {
+        let mut m = [0; 12];
+        m[..6].copy_from_slice(&mac);
+        m[6..].copy_from_slice(&MAC_P0);
+        m
+    };
+    for sport in [1000, 1001] {
+        let mut b = VecBuf::new(&syn(sport));
+        f.process(&snap, &t, 0, &mut b, 1000);
+    }
+    assert_eq!(reply(&mut f, &snap, 1000), (fwd0, via(MAC_ROUTER)));
+    // Another connection's reply, the same gateway: remembered while the epoch holds.
+    t.mac.set(Some([2, 0, 0, 0, 9, 9]));
+    assert_eq!(reply(&mut f, &snap, 1001), (fwd0, via(MAC_ROUTER)));
+    t.epoch.set(Some(8));
+    assert_eq!(reply(&mut f, &snap, 1001), (fwd0, via([2, 0, 0, 0, 9, 9])));
+    // Unresolved: resolve, remember nothing; resolved again under a new epoch: its new MAC.
+    t.mac.set(None);
+    t.epoch.set(Some(9));
+    let resolve = Verdict::Resolve {
+        port: 0,
+        next_hop: ROUTER,
+    };
+    assert_eq!(reply(&mut f, &snap, 1000).0, resolve);
+    t.mac.set(Some(MAC_ROUTER));
+    assert_eq!(reply(&mut f, &snap, 1000), (fwd0, via(MAC_ROUTER)));
+    // A new snapshot (a new generation) looks up again, even under the same epoch.
+    t.mac.set(Some([2, 0, 0, 0, 7, 7]));
+    let snap2 = snapshot(Proto::Tcp, VIP, 80, None, &dests);
+    assert_eq!(reply(&mut f, &snap2, 1000), (fwd0, via([2, 0, 0, 0, 7, 7])));
+    // Without an epoch nothing is remembered.
+    t.epoch.set(None);
+    t.mac.set(Some(MAC_ROUTER));
+    assert_eq!(reply(&mut f, &snap2, 1001), (fwd0, via(MAC_ROUTER)));
+}
