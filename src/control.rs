@@ -206,11 +206,23 @@ impl Dataplane for DaemonDataplane {
                 for r in WorkerDrop::ALL {
                     drops.insert(r.name().to_string(), w.counters.drops[r as usize].get());
                 }
+                let f = &w.fwd;
                 WorkerStats {
                     worker: i as u32,
                     rx_packets: w.counters.rx.get(),
                     tx_packets: w.counters.tx.get(),
                     drops,
+                    new_connections: f.new_conns.get(),
+                    expired_connections: f.expired.get(),
+                    reused_connections: f.reused.get(),
+                    forwarded_packets: f.forwarded.get(),
+                    kernel_packets: f.kernel.get(),
+                    icmp_errors_relayed: f.icmp_relayed.get(),
+                    frag_needed_sent: f.frag_needed_sent.get(),
+                    aliases_sent: f.aliases_sent.get(),
+                    aliases_accepted: f.aliases_accepted.get(),
+                    aliases_refused: f.aliases_refused.get(),
+                    aliases_overflow: f.alias_overflow.get(),
                 }
             })
             .collect();
