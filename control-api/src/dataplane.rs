@@ -96,7 +96,7 @@ pub struct WorkerStats {
     /// ICMP errors relayed to a client or real server.
     #[serde(default)]
     pub icmp_errors_relayed: u64,
-    /// ICMP fragmentation-needed / packet-too-big errors sent for oversize tunnel packets.
+    /// ICMP fragmentation-needed errors sent for oversize tunnel packets.
     #[serde(default)]
     pub frag_needed_sent: u64,
     /// NAT reply aliases queued for the worker that receives the replies.

@@ -211,7 +211,7 @@ pub fn render(cfg: &Config, snap: &StatsSnapshot) -> prometheus::Result<String> 
     let wfrag = counter(
         &reg,
         "ironvs_worker_frag_needed_sent_total",
-        "ICMP fragmentation-needed / packet-too-big errors the worker lcore sent for packets \
+        "ICMP fragmentation-needed errors the worker lcore sent for packets \
          too big to encapsulate.",
         &["worker"],
     )?;
