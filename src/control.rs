@@ -206,11 +206,23 @@ impl Dataplane for DaemonDataplane {
                 for r in WorkerDrop::ALL {
                     drops.insert(r.name().to_string(), w.counters.drops[r as usize].get());
                 }
+                let f = &w.fwd;
                 WorkerStats {
                     worker: i as u32,
                     rx_packets: w.counters.rx.get(),
                     tx_packets: w.counters.tx.get(),
                     drops,
+                    new_connections: f.new_conns.get(),
+                    expired_connections: f.expired.get(),
+                    reused_connections: f.reused.get(),
+                    forwarded_packets: f.forwarded.get(),
+                    kernel_packets: f.kernel.get(),
+                    icmp_errors_relayed: f.icmp_relayed.get(),
+                    frag_needed_sent: f.frag_needed_sent.get(),
+                    aliases_sent: f.aliases_sent.get(),
+                    aliases_accepted: f.aliases_accepted.get(),
+                    aliases_refused: f.aliases_refused.get(),
+                    aliases_overflow: f.alias_overflow.get(),
                 }
             })
             .collect();
@@ -272,5 +284,90 @@ impl Dataplane for DaemonDataplane {
             offset,
             connections: all.into_iter().skip(offset).take(limit).collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::ServiceSlots;
+
+    #[test]
+    fn test_stats_reports_forwarder_counters_per_worker() {
+        let fixed = Fixed {
+            ports: Vec::new(),
+            routes: Vec::new(),
+        };
+        let first = compile(
+            &control_api::Config::default(),
+            &fixed,
+            &ServiceSlots::default(),
+        )
+        .unwrap();
+        let views: Vec<WorkerView> = (0..2)
+            .map(|_| WorkerView {
+                fwd: Arc::new(FwdStats::new(0, 0)),
+                counters: Arc::new(WorkerCounters::new(0)),
+            })
+            .collect();
+        // Distinct values per counter and per worker, so a swapped field cannot pass.
+        let f = &views[1].fwd;
+        for (i, c) in [
+            &f.new_conns,
+            &f.expired,
+            &f.reused,
+            &f.forwarded,
+            &f.kernel,
+            &f.icmp_relayed,
+            &f.frag_needed_sent,
+            &f.aliases_sent,
+            &f.aliases_accepted,
+            &f.aliases_refused,
+            &f.alias_overflow,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            c.add(100 + i as u64);
+        }
+        views[0].fwd.new_conns.add(7);
+        let dp = DaemonDataplane::new(
+            Arc::new(Shared::new(first, 2)),
+            fixed,
+            views,
+            Vec::new().into(),
+            Vec::new(),
+            64,
+        );
+        let snap = dp.stats();
+        assert_eq!(snap.workers.len(), 2);
+        assert_eq!(
+            snap.workers[0],
+            WorkerStats {
+                worker: 0,
+                new_connections: 7,
+                drops: snap.workers[0].drops.clone(),
+                ..WorkerStats::default()
+            }
+        );
+        let w = &snap.workers[1];
+        assert_eq!(
+            [
+                w.new_connections,
+                w.expired_connections,
+                w.reused_connections,
+                w.forwarded_packets,
+                w.kernel_packets,
+                w.icmp_errors_relayed,
+                w.frag_needed_sent,
+                w.aliases_sent,
+                w.aliases_accepted,
+                w.aliases_refused,
+                w.aliases_overflow,
+            ],
+            [100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110]
+        );
+        assert_eq!(w.drops.len(), DropReason::COUNT + WorkerDrop::COUNT);
+        assert!(w.drops.values().all(|&n| n == 0));
     }
 }

@@ -64,7 +64,10 @@ pub struct ServiceStats {
     pub real_servers: Vec<RealServerStats>,
 }
 
-/// Packets handled and dropped by one worker lcore.
+/// Packets handled and dropped by one worker lcore, and what its forwarder counted.
+///
+/// The forwarder's counters were added after the first release: they default to 0 when absent,
+/// so JSON written by an older daemon still parses.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct WorkerStats {
     /// Worker index.
@@ -75,6 +78,39 @@ pub struct WorkerStats {
     pub tx_packets: u64,
     /// Packets dropped, by reason name (snake_case).
     pub drops: BTreeMap<String, u64>,
+    /// Connections created.
+    #[serde(default)]
+    pub new_connections: u64,
+    /// Connections removed by expiry.
+    #[serde(default)]
+    pub expired_connections: u64,
+    /// Closing connections replaced by a new SYN on the same ports (IPVS connection reuse).
+    #[serde(default)]
+    pub reused_connections: u64,
+    /// Packets the forwarder sent on (to a real server or back to a client).
+    #[serde(default)]
+    pub forwarded_packets: u64,
+    /// Packets the forwarder handed to the kernel (not load-balanced traffic).
+    #[serde(default)]
+    pub kernel_packets: u64,
+    /// ICMP errors relayed to a client or real server.
+    #[serde(default)]
+    pub icmp_errors_relayed: u64,
+    /// ICMP fragmentation-needed errors sent for oversize tunnel packets.
+    #[serde(default)]
+    pub frag_needed_sent: u64,
+    /// NAT reply aliases queued for the worker that receives the replies.
+    #[serde(default)]
+    pub aliases_sent: u64,
+    /// Reply aliases from other workers indexed here.
+    #[serde(default)]
+    pub aliases_accepted: u64,
+    /// Reply aliases from other workers that could not be indexed (table full, duplicate).
+    #[serde(default)]
+    pub aliases_refused: u64,
+    /// NAT reply aliases not queued because the burst's outbox was full.
+    #[serde(default)]
+    pub aliases_overflow: u64,
 }
 
 /// Counters of one NIC port.
@@ -320,5 +356,57 @@ mod tests {
         assert_eq!(page.connections[0].client_addr.to_string(), "198.51.100.3");
         assert_eq!(dp.stats().conn_table.entries, 3);
         assert_eq!(dp.stats().conn_table.capacity, 4096);
+    }
+
+    #[test]
+    fn test_worker_stats_json_round_trip() {
+        let w = WorkerStats {
+            worker: 2,
+            rx_packets: 100,
+            tx_packets: 90,
+            drops: [("no_service".to_string(), 3)].into(),
+            new_connections: 5,
+            expired_connections: 6,
+            reused_connections: 7,
+            forwarded_packets: 80,
+            kernel_packets: 9,
+            icmp_errors_relayed: 10,
+            frag_needed_sent: 11,
+            aliases_sent: 12,
+            aliases_accepted: 13,
+            aliases_refused: 14,
+            aliases_overflow: 15,
+        };
+        let v = serde_json::to_value(&w).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "worker": 2, "rx_packets": 100, "tx_packets": 90, "drops": {"no_service": 3},
+                "new_connections": 5, "expired_connections": 6, "reused_connections": 7,
+                "forwarded_packets": 80, "kernel_packets": 9, "icmp_errors_relayed": 10,
+                "frag_needed_sent": 11, "aliases_sent": 12, "aliases_accepted": 13,
+                "aliases_refused": 14, "aliases_overflow": 15
+            })
+        );
+        let back: WorkerStats = serde_json::from_value(v).unwrap();
+        assert_eq!(back, w);
+    }
+
+    #[test]
+    fn test_worker_stats_json_without_forwarder_counters() {
+        let old = r#"{"worker":1,"rx_packets":10,"tx_packets":9,"drops":{"tx_full":2}}"#;
+        let w: WorkerStats = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            w,
+            WorkerStats {
+                worker: 1,
+                rx_packets: 10,
+                tx_packets: 9,
+                drops: [("tx_full".to_string(), 2)].into(),
+                ..WorkerStats::default()
+            }
+        );
+        // The fields that were always there stay required.
+        assert!(serde_json::from_str::<WorkerStats>(r#"{"worker":1}"#).is_err());
     }
 }

@@ -183,16 +183,72 @@ pub fn render(cfg: &Config, snap: &StatsSnapshot) -> prometheus::Result<String> 
         "Packets dropped by the worker lcore, by reason.",
         &["worker", "reason"],
     )?;
+    let wconn = counter(
+        &reg,
+        "ironvs_worker_connections_total",
+        "Connection events of the worker lcore (new: created, expired: removed by timeout, \
+         reused: a closing connection taken over by a new SYN on the same ports).",
+        &["worker", "event"],
+    )?;
+    let wfwd = counter(
+        &reg,
+        "ironvs_worker_forwarded_packets_total",
+        "Packets the worker lcore forwarded to a real server or back to a client.",
+        &["worker"],
+    )?;
+    let wkernel = counter(
+        &reg,
+        "ironvs_worker_kernel_packets_total",
+        "Packets the worker lcore handed to the kernel (not load-balanced traffic).",
+        &["worker"],
+    )?;
+    let wicmp = counter(
+        &reg,
+        "ironvs_worker_icmp_relayed_total",
+        "ICMP errors the worker lcore relayed to a client or real server.",
+        &["worker"],
+    )?;
+    let wfrag = counter(
+        &reg,
+        "ironvs_worker_frag_needed_sent_total",
+        "ICMP fragmentation-needed errors the worker lcore sent for packets \
+         too big to encapsulate.",
+        &["worker"],
+    )?;
+    let walias = counter(
+        &reg,
+        "ironvs_worker_aliases_total",
+        "NAT reply aliases exchanged between worker lcores (sent: queued for the lcore that \
+         receives the replies, overflow: not queued as the outbox was full, accepted/refused: \
+         received from another lcore and indexed or not).",
+        &["worker", "event"],
+    )?;
     for w in &snap.workers {
         let id = w.worker.to_string();
-        wpk.with_label_values(&[id.as_str(), "rx"])
-            .inc_by(w.rx_packets);
-        wpk.with_label_values(&[id.as_str(), "tx"])
-            .inc_by(w.tx_packets);
+        let id = id.as_str();
+        wpk.with_label_values(&[id, "rx"]).inc_by(w.rx_packets);
+        wpk.with_label_values(&[id, "tx"]).inc_by(w.tx_packets);
         for (reason, n) in &w.drops {
-            wdrop
-                .with_label_values(&[id.as_str(), reason.as_str()])
-                .inc_by(*n);
+            wdrop.with_label_values(&[id, reason.as_str()]).inc_by(*n);
+        }
+        for (event, n) in [
+            ("new", w.new_connections),
+            ("expired", w.expired_connections),
+            ("reused", w.reused_connections),
+        ] {
+            wconn.with_label_values(&[id, event]).inc_by(n);
+        }
+        wfwd.with_label_values(&[id]).inc_by(w.forwarded_packets);
+        wkernel.with_label_values(&[id]).inc_by(w.kernel_packets);
+        wicmp.with_label_values(&[id]).inc_by(w.icmp_errors_relayed);
+        wfrag.with_label_values(&[id]).inc_by(w.frag_needed_sent);
+        for (event, n) in [
+            ("sent", w.aliases_sent),
+            ("accepted", w.aliases_accepted),
+            ("refused", w.aliases_refused),
+            ("overflow", w.aliases_overflow),
+        ] {
+            walias.with_label_values(&[id, event]).inc_by(n);
         }
     }
 
@@ -309,6 +365,17 @@ mod tests {
                 rx_packets: 100,
                 tx_packets: 90,
                 drops: [("no_service".to_string(), 10)].into(),
+                new_connections: 21,
+                expired_connections: 22,
+                reused_connections: 23,
+                forwarded_packets: 24,
+                kernel_packets: 25,
+                icmp_errors_relayed: 26,
+                frag_needed_sent: 27,
+                aliases_sent: 28,
+                aliases_accepted: 29,
+                aliases_refused: 30,
+                aliases_overflow: 31,
             }],
             ports: vec![],
             conn_table: ConnTableStats {
@@ -324,6 +391,21 @@ mod tests {
             r#"ironvs_real_server_connections_total{port="443",proto="tcp",real_addr="2001:db8::2",real_port="443",vip="2001:db8::1"} 7"#,
             r#"ironvs_real_server_weight{port="443",proto="tcp",real_addr="2001:db8::2",real_port="443",vip="2001:db8::1"} 5"#,
             r#"ironvs_worker_dropped_packets_total{reason="no_service",worker="1"} 10"#,
+            r#"ironvs_worker_packets_total{direction="rx",worker="1"} 100"#,
+            r#"ironvs_worker_connections_total{event="new",worker="1"} 21"#,
+            r#"ironvs_worker_connections_total{event="expired",worker="1"} 22"#,
+            r#"ironvs_worker_connections_total{event="reused",worker="1"} 23"#,
+            r#"ironvs_worker_forwarded_packets_total{worker="1"} 24"#,
+            r#"ironvs_worker_kernel_packets_total{worker="1"} 25"#,
+            r#"ironvs_worker_icmp_relayed_total{worker="1"} 26"#,
+            r#"ironvs_worker_frag_needed_sent_total{worker="1"} 27"#,
+            r#"ironvs_worker_aliases_total{event="sent",worker="1"} 28"#,
+            r#"ironvs_worker_aliases_total{event="accepted",worker="1"} 29"#,
+            r#"ironvs_worker_aliases_total{event="refused",worker="1"} 30"#,
+            r#"ironvs_worker_aliases_total{event="overflow",worker="1"} 31"#,
+            "# TYPE ironvs_worker_connections_total counter",
+            "# HELP ironvs_worker_connections_total Connection events of the worker lcore (new: created, expired: removed by timeout, reused: a closing connection taken over by a new SYN on the same ports).",
+            "# TYPE ironvs_worker_aliases_total counter",
             "ironvs_conn_table_capacity 4096",
             "# TYPE ironvs_service_packets_total counter",
         ] {

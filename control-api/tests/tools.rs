@@ -78,6 +78,9 @@ fn test_promtool_check_metrics() {
         rx_packets: 10,
         tx_packets: 9,
         drops: [("no_service".to_string(), 1)].into(),
+        new_connections: 3,
+        aliases_sent: 2,
+        ..Default::default()
     }];
     snap.ports = vec![control_api::PortStats {
         port: 0,
