@@ -61,8 +61,8 @@ impl Forwarder {
     /// instead of queueing one after the other: parse and hash every frame and prefetch its
     /// index line; probe the lines and prefetch every candidate entry; then look up and forward
     /// each frame. `prefetch` issues the prefetches ([`crate::prefetch::NoPrefetch`] when speed
-    /// does not matter). A frame whose probe may have gone stale (an earlier frame of the group added or
-    /// removed a connection) is looked up in full.
+    /// does not matter). A frame whose probe may have gone stale (an earlier frame of the group
+    /// added or removed a connection) is looked up in full.
     #[allow(clippy::too_many_arguments)]
     pub fn process_burst<B: PacketBuf, T: Topology + ?Sized>(
         &mut self,

@@ -53,8 +53,8 @@ impl Forwarder {
         true
     }
 
-    /// [`Forwarder::xmit_tun`] from a head; out of line, like every full [`ParsedFrame`] the
-    /// fast path needs (see `burst.rs`).
+    /// [`Forwarder::xmit_tun`] from a head; out of line, like every full
+    /// [`crate::wire::ParsedFrame`] the fast path needs (see `burst.rs`).
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn tun_from_head<B: PacketBuf + ?Sized, T: Topology + ?Sized>(

@@ -443,13 +443,7 @@ proptest! {
         mode in 0usize..4,
         seq in prop::collection::vec((0u16..5, 0usize..6), 1..80),
     ) {
-        let snap = snapshot(
-            Proto::Tcp,
-            VIP,
-            80,
-            None,
-            &[rs(4, rip(4), 9000, FwdMode::ALL[mode]), rs(5, rip(5), 9000, FwdMode::ALL[mode])],
-        );
+        let snap = two_servers(FwdMode::ALL[mode]);
         let frames: Vec<Vec<u8>> = seq
             .iter()
             .map(|&(flow, kind)| {
@@ -496,13 +490,7 @@ proptest! {
         cached in any::<bool>(),
         seq in prop::collection::vec((0u16..4, 0usize..7), 1..80),
     ) {
-        let snap = snapshot(
-            Proto::Tcp,
-            VIP,
-            80,
-            None,
-            &[rs(4, rip(4), 9000, FwdMode::ALL[mode]), rs(5, rip(5), 9000, FwdMode::ALL[mode])],
-        );
+        let snap = two_servers(FwdMode::ALL[mode]);
         let topo = Epoch(cached.then_some(1));
         let (mut one, mut burst) = (forwarder(), forwarder());
         for cport in 40000..40004 {
@@ -570,6 +558,12 @@ proptest! {
         };
         prop_assert_eq!(traffic(a), traffic(b));
     }
+}
+
+/// The test service with real servers 4 and 5 (port 9000) in `mode`.
+fn two_servers(mode: FwdMode) -> Snapshot {
+    let dests = [rs(4, rip(4), 9000, mode), rs(5, rip(5), 9000, mode)];
+    snapshot(Proto::Tcp, VIP, 80, None, &dests)
 }
 
 /// A client packet of flow `cport` with `flags` and `ttl`.
