@@ -4,6 +4,11 @@
 //! exponentially weighted moving average of weight 1/4, in the kernel's fixed point: connection
 //! and packet rates are kept scaled by 2^10, byte rates by 2^5, and rounded when read. The same
 //! counter history therefore shows the same CPS/PPS/BPS as IPVS would.
+//!
+//! The estimator samples the raw, monotonic totals, never the zeroed values of `ipvsadm -Z`, so
+//! zeroing cannot make it see counters go backwards. Instead [`Estimator::zero`] does what the
+//! kernel's `ip_vs_zero_estimator` does: the smoothed rates restart at 0 and the next delta is
+//! taken from the counters at the moment of zeroing.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -120,6 +125,20 @@ impl Estimator {
         self.reals = reals;
     }
 
+    /// Restarts the estimates of one service and its real servers (every service when `only` is
+    /// `None`) from the raw counters in `snap`, with all rates 0 (`ipvsadm -Z`).
+    pub fn zero(&mut self, snap: &StatsSnapshot, only: Option<&ServiceKey>) {
+        for s in &snap.services {
+            if only.is_some_and(|k| *k != s.key) {
+                continue;
+            }
+            self.services.insert(s.key, Est::new(s.counters));
+            for r in &s.real_servers {
+                self.reals.insert((s.key, r.key), Est::new(r.counters));
+            }
+        }
+    }
+
     /// The rates of a service (zero when unknown).
     pub fn service(&self, key: &ServiceKey) -> Rates {
         self.services.get(key).map(Est::rates).unwrap_or_default()
@@ -205,5 +224,33 @@ mod tests {
         assert_eq!(est.service(&key).cps, 44);
         est.sample(&StatsSnapshot::default());
         assert_eq!(est.service(&key).cps, 0, "a removed service is forgotten");
+    }
+
+    #[test]
+    fn test_zero_restarts_rates_from_current_counters() {
+        let mut est = Estimator::default();
+        for i in 0..60u64 {
+            est.sample(&snap(200 * i, 2000 * i, 200_000 * i));
+        }
+        let s = snap(0, 0, 0).services[0].clone();
+        let (key, rk) = (s.key, s.real_servers[0].key);
+        assert_eq!(est.service(&key).cps, 100);
+        // Zeroing another service changes nothing here.
+        let other = ServiceKey { port: 81, ..key };
+        est.zero(&snap(200 * 59, 2000 * 59, 200_000 * 59), Some(&other));
+        assert_eq!(est.service(&key).cps, 100);
+        est.zero(&snap(200 * 59, 2000 * 59, 200_000 * 59), Some(&key));
+        assert_eq!(est.service(&key), Rates::default());
+        assert_eq!(est.real_server(&key, &rk), Rates::default());
+        // The next sample measures from the zeroing point: one step of the EWMA, as from new.
+        est.sample(&snap(200 * 60, 2000 * 60, 200_000 * 60));
+        assert_eq!(est.service(&key).cps, 25);
+        assert_eq!(est.service(&key).inpps, 250);
+        assert_eq!(est.real_server(&key, &rk).cps, 25);
+        // Zeroing everything with counters that went backwards (an old snapshot) cannot panic
+        // and never shows a negative rate.
+        est.zero(&snap(200 * 70, 0, 0), None);
+        est.sample(&snap(200 * 60, 2000 * 60, 200_000 * 60));
+        assert_eq!(est.service(&key), Rates::default());
     }
 }

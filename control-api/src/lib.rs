@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 pub mod api;
+pub mod baseline;
 pub mod config;
 pub mod dataplane;
 pub mod estimator;
@@ -24,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use baseline::Baselines;
 pub use config::{Config, RealServerEntry, ServiceEntry};
 pub use dataplane::{
     ConnEntry, ConnFilter, ConnPage, ConnTableStats, Counters, Dataplane, MemoryDataplane,

@@ -3,7 +3,8 @@
 //! A fresh registry is filled from [`Dataplane::stats`](crate::Dataplane::stats) on every scrape,
 //! so each value is exactly the data plane's counter at that instant (no second copy of the
 //! counters drifts). Every configured service and real server is exported, with zeros when the
-//! data plane has not reported it yet.
+//! data plane has not reported it yet. `ipvsadm -Z` does not apply here: these are the raw totals,
+//! monotonic as Prometheus counters must be (its `rate()` treats a decrease as a reset).
 
 use dataplane::flow::Proto;
 use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};

@@ -3,14 +3,21 @@
 //! A change runs on a copy of the current [`Config`]; if it fails, or the state file cannot be
 //! written, nothing is published and the old configuration stays. Changes are serialised by a
 //! mutex, so the file and the data plane see them in the order they were made.
+//!
+//! The store also keeps the counters' zero points (`ipvsadm -Z`, see [`Baselines`]) under the
+//! same mutex, so a zero point can never be taken for one object and applied to another that
+//! replaced it.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use dataplane::model::ServiceKey;
+
+use crate::baseline::Baselines;
 use crate::config::Config;
-use crate::dataplane::Dataplane;
+use crate::dataplane::{Dataplane, StatsSnapshot};
 use crate::persist::{self, PersistError};
-use crate::validate::ConfigError;
+use crate::validate::{self, ConfigError};
 
 /// Why a change was not made.
 #[derive(Debug, thiserror::Error)]
@@ -23,9 +30,14 @@ pub enum StoreError {
     Persist(#[from] PersistError),
 }
 
+struct Current {
+    cfg: Arc<Config>,
+    zero: Baselines,
+}
+
 /// The current configuration, its state file and the data plane it is published to.
 pub struct Store {
-    current: Mutex<Arc<Config>>,
+    current: Mutex<Current>,
     state_file: Option<PathBuf>,
     dataplane: Arc<dyn Dataplane>,
 }
@@ -43,19 +55,49 @@ impl Store {
         let cfg = Arc::new(cfg);
         dataplane.apply(&cfg);
         Ok(Store {
-            current: Mutex::new(cfg),
+            current: Mutex::new(Current {
+                cfg,
+                zero: Baselines::default(),
+            }),
             state_file,
             dataplane,
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Arc<Config>> {
+    fn lock(&self) -> MutexGuard<'_, Current> {
         self.current.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The configuration in force.
     pub fn current(&self) -> Arc<Config> {
-        self.lock().clone()
+        self.lock().cfg.clone()
+    }
+
+    /// The configuration in force and the data plane's counters counted from their zero points
+    /// (what `ipvsadm -L --stats` shows); the raw totals are `dataplane().stats()`.
+    pub fn stats(&self) -> (Arc<Config>, StatsSnapshot) {
+        let guard = self.lock();
+        let mut snap = self.dataplane.stats();
+        guard.zero.apply(&mut snap);
+        (guard.cfg.clone(), snap)
+    }
+
+    /// Zeroes the counters of one service and its real servers, or of every service when `only`
+    /// is `None` (`ipvsadm -Z`); returns the raw snapshot taken as the zero point.
+    pub fn zero_stats(&self, only: Option<&ServiceKey>) -> Result<StatsSnapshot, ConfigError> {
+        let mut guard = self.lock();
+        if let Some(k) = only {
+            if guard.cfg.service(k).is_none() {
+                return Err(ConfigError::NotFound(format!(
+                    "service {}",
+                    validate::service_name(k)
+                )));
+            }
+        }
+        let snap = self.dataplane.stats();
+        let Current { cfg, zero } = &mut *guard;
+        zero.zero(cfg, &snap, only);
+        Ok(snap)
     }
 
     /// The data plane this store publishes to.
@@ -69,17 +111,18 @@ impl Store {
         change: impl FnOnce(&mut Config) -> Result<T, ConfigError>,
     ) -> Result<T, StoreError> {
         let mut guard = self.lock();
-        let mut next = Config::clone(&guard);
+        let mut next = Config::clone(&guard.cfg);
         let out = change(&mut next)?;
-        if next == **guard {
+        if next == *guard.cfg {
             return Ok(out);
         }
         if let Some(p) = &self.state_file {
             persist::save(p, &next)?;
         }
         let next = Arc::new(next);
-        *guard = next.clone();
+        guard.cfg = next.clone();
         self.dataplane.apply(&next);
+        guard.zero.retain(&next);
         Ok(out)
     }
 }

@@ -415,3 +415,100 @@ fn test_classic_howto_lines() {
         assert_eq!(listing.lines().count(), 3 + 1 + 3, "{listing}");
     }
 }
+
+#[test]
+fn test_zero_counters() {
+    let s = Server::start(Some("tok"), None);
+    for cmd in SETUP {
+        s.ok(&format!("{cmd} --token tok"));
+    }
+    set_traffic(&s.dp);
+    let stats = |s: &Server| s.ok("-L -n --stats");
+    let header = [
+        "IP Virtual Server version 1.2.1 (size=4096)",
+        "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes",
+        "  -> RemoteAddress:Port",
+    ];
+    let zeroed = |svc: &str| format!("{svc:<33} {:>8} {:>8} {:>8} {:>8} {:>8}", 0, 0, 0, 0, 0);
+    let v6 = [
+        zeroed("TCP  [2001:db8::10]:443"),
+        zeroed("  -> [2001:db8::20]:8443"),
+        zeroed("UDP  192.0.2.10:53"),
+        zeroed("  -> 10.0.0.3:53"),
+    ];
+
+    // A change: without the token the API refuses it and nothing is zeroed.
+    let o = s.adm("-Z -t 192.0.2.10:80");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("ironvsadm: this request changes state"));
+    assert!(stats(&s).contains("TCP  192.0.2.10:80                      12      345"));
+
+    // One service: silent, exit 0, that service and its real servers read 0, the others stay.
+    let o = s.adm("-Z -t 192.0.2.10:80 --token tok");
+    assert_eq!(
+        (o.status.code(), o.stdout.as_slice(), o.stderr.as_slice()),
+        (Some(0), &b""[..], &b""[..])
+    );
+    let mut want: Vec<String> = header.iter().map(|l| l.to_string()).collect();
+    want.extend([
+        zeroed("TCP  192.0.2.10:80"),
+        zeroed("  -> 10.0.0.1:80"),
+        zeroed("  -> 10.0.0.2:8080"),
+    ]);
+    want.extend(v6.iter().cloned());
+    let want: Vec<&str> = want.iter().map(String::as_str).collect();
+    assert_eq!(stats(&s), lines(&want));
+    // /metrics keeps the raw totals.
+    let metrics = ureq::get(&format!("{}/metrics", s.url))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"ironvs_service_connections_total{port="80",proto="tcp",vip="192.0.2.10"} 12"#
+        ),
+        "{metrics}"
+    );
+
+    // Traffic after zeroing counts from zero.
+    let mut snap = s.dp.stats();
+    snap.services[0].counters.conns += 3;
+    snap.services[0].real_servers[1].counters.inpkts += 10;
+    s.dp.set_stats(snap);
+    let listing = stats(&s);
+    assert!(
+        listing.contains(&format!("{:<33} {:>8} {:>8}", "TCP  192.0.2.10:80", 3, 0)),
+        "{listing}"
+    );
+    assert!(
+        listing.contains(&format!("{:<33} {:>8} {:>8}", "  -> 10.0.0.2:8080", 0, 10)),
+        "{listing}"
+    );
+
+    // All services, in the long form too.
+    s.ok("--zero --token tok");
+    let mut want: Vec<String> = header.iter().map(|l| l.to_string()).collect();
+    want.extend([
+        zeroed("TCP  192.0.2.10:80"),
+        zeroed("  -> 10.0.0.1:80"),
+        zeroed("  -> 10.0.0.2:8080"),
+    ]);
+    want.extend(v6.iter().cloned());
+    let want: Vec<&str> = want.iter().map(String::as_str).collect();
+    assert_eq!(stats(&s), lines(&want));
+    s.ok("-Z -u 192.0.2.10:53 --token tok");
+
+    // Unknown service: ipvsadm's message, exit 1; -f (no fwmark services): a usage error.
+    let o = s.adm("-Z -t 192.0.2.99:80 --token tok");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(o.stderr).unwrap(),
+        "ironvsadm: No such service\n"
+    );
+    let o = s.adm("-Z -f 1 --token tok");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("ironvsadm: unexpected argument '-f'"));
+    let o = s.adm("-Z -t 192.0.2.10:80 -u 192.0.2.10:53 --token tok");
+    assert_eq!(o.status.code(), Some(2));
+}

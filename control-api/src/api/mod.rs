@@ -103,6 +103,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route(&format!("{SVC}/stats"), get(other::service_stats_handler))
         .route(
+            &format!("{SVC}/stats/zero"),
+            axum::routing::post(other::zero_service),
+        )
+        .route(
             &rs_list,
             get(services::list_reals).post(services::create_real),
         )
@@ -126,6 +130,7 @@ pub fn router(state: AppState) -> Router {
             get(other::get_timeouts).put(other::put_timeouts),
         )
         .route("/api/v1/stats", get(other::stats))
+        .route("/api/v1/stats/zero", axum::routing::post(other::zero_all))
         .route("/api/v1/connections", get(other::connections))
         .route("/metrics", get(other::metrics))
         .fallback(not_found)

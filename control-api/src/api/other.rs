@@ -145,8 +145,7 @@ pub fn stats_view(cfg: &Config, snap: StatsSnapshot, est: &Estimator) -> StatsVi
 
 /// `GET /api/v1/stats`.
 pub(super) async fn stats(State(st): State<AppState>) -> Json<StatsView> {
-    let cfg = st.store.current();
-    let snap = st.store.dataplane().stats();
+    let (cfg, snap) = st.store.stats();
     let est = st.rates.lock().unwrap_or_else(|e| e.into_inner());
     Json(stats_view(&cfg, snap, &est))
 }
@@ -157,16 +156,37 @@ pub(super) async fn service_stats_handler(
     ApiPath(p): ApiPath<SvcPath>,
 ) -> Result<Json<ServiceStatsView>, ApiError> {
     let key: ServiceKey = service_key(&p)?;
-    let cfg = st.store.current();
+    let (cfg, snap) = st.store.stats();
     let entry = cfg.service(&key).ok_or_else(|| {
         ApiError::from(ConfigError::NotFound(format!(
             "service {}",
             validate::service_name(&key)
         )))
     })?;
-    let snap = st.store.dataplane().stats();
     let est = st.rates.lock().unwrap_or_else(|e| e.into_inner());
     Ok(Json(service_stats(entry, &snap, &est)))
+}
+
+fn zero(st: &AppState, only: Option<&ServiceKey>) -> Result<StatusCode, ApiError> {
+    let raw = st.store.zero_stats(only)?;
+    st.rates
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .zero(&raw, only);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/stats/zero` (`ipvsadm -Z`).
+pub(super) async fn zero_all(State(st): State<AppState>) -> Result<StatusCode, ApiError> {
+    zero(&st, None)
+}
+
+/// `POST /api/v1/services/{proto}/{vip}/{port}/stats/zero` (`ipvsadm -Z -t|-u VIP:PORT`).
+pub(super) async fn zero_service(
+    State(st): State<AppState>,
+    ApiPath(p): ApiPath<SvcPath>,
+) -> Result<StatusCode, ApiError> {
+    zero(&st, Some(&service_key(&p)?))
 }
 
 /// Query of `GET /api/v1/connections`.
@@ -215,7 +235,7 @@ pub(super) async fn connections(
     }))
 }
 
-/// `GET /metrics`.
+/// `GET /metrics`: raw totals, not zeroed by `ipvsadm -Z`, so Prometheus counters stay monotonic.
 pub(super) async fn metrics(State(st): State<AppState>) -> Result<Response, ApiError> {
     let cfg = st.store.current();
     let snap = st.store.dataplane().stats();

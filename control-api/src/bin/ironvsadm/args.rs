@@ -46,6 +46,9 @@ pub struct Args {
     /// List the table.
     #[arg(short = 'L', long = "list", short_alias = 'l')]
     pub list: bool,
+    /// Zero the packet, byte and rate counters of a service (-t/-u) or of all services.
+    #[arg(short = 'Z', long = "zero")]
+    pub zero: bool,
     /// Set the TCP, TCP FIN and UDP timeouts in seconds (0 leaves one unchanged).
     #[arg(long = "set", num_args = 3, value_names = ["TCP", "TCPFIN", "UDP"])]
     pub set: Option<Vec<u32>>,
@@ -160,6 +163,7 @@ pub enum Cmd {
     EditServer,
     DeleteServer,
     List,
+    Zero,
     Set,
     AddLaddr,
     DelLaddr,
@@ -181,6 +185,7 @@ impl Args {
             (self.edit_server, Cmd::EditServer),
             (self.delete_server, Cmd::DeleteServer),
             (self.list, Cmd::List),
+            (self.zero, Cmd::Zero),
             (self.set.is_some(), Cmd::Set),
             (self.add_laddr, Cmd::AddLaddr),
             (self.del_laddr, Cmd::DelLaddr),
@@ -342,5 +347,34 @@ mod tests {
         );
         let a = Args::try_parse_from("ironvsadm -C -L".split(' ')).unwrap();
         assert!(a.command().is_err());
+    }
+
+    #[test]
+    fn test_zero_command_lines() {
+        let a = Args::try_parse_from(["ironvsadm", "-Z"]).unwrap();
+        assert_eq!(
+            (a.command().unwrap(), a.service().unwrap()),
+            (Cmd::Zero, None)
+        );
+        let a = Args::try_parse_from(["ironvsadm", "--zero"]).unwrap();
+        assert_eq!(a.command().unwrap(), Cmd::Zero);
+        let a = Args::try_parse_from("ironvsadm -Z -t 192.0.2.1:80".split(' ')).unwrap();
+        assert_eq!(
+            (a.command().unwrap(), a.service().unwrap()),
+            (
+                Cmd::Zero,
+                Some((Proto::Tcp, "192.0.2.1".parse().unwrap(), 80))
+            )
+        );
+        let a = Args::try_parse_from("ironvsadm -Z -u [2001:db8::1]:53".split(' ')).unwrap();
+        assert_eq!(
+            a.service().unwrap(),
+            Some((Proto::Udp, "2001:db8::1".parse().unwrap(), 53))
+        );
+        let a = Args::try_parse_from("ironvsadm -Z -L".split(' ')).unwrap();
+        assert_eq!(a.command().unwrap_err(), "multiple commands specified");
+        // No firewall-mark services: -f is refused like any unknown option.
+        let e = Args::try_parse_from("ironvsadm -Z -f 1".split(' ')).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
     }
 }

@@ -30,6 +30,16 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Option<Value>, String> {
+        self.request_status(method, path, body).map_err(|(_, m)| m)
+    }
+
+    /// Like [`Client::send`], but a refusal also carries its HTTP status (`None`: unreachable).
+    pub fn request_status(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Option<Value>, (Option<u16>, String)> {
         let url = format!("{}{path}", self.base);
         let mut req = self.agent.request(method, &url);
         if let Some(t) = &self.token {
@@ -44,21 +54,24 @@ impl Client {
             Ok(r) => r
                 .into_json::<Value>()
                 .map(Some)
-                .map_err(|e| format!("bad response from {url}: {e}")),
+                .map_err(|e| (None, format!("bad response from {url}: {e}"))),
             Err(ureq::Error::Status(code, r)) => {
                 let v: Value = r.into_json().unwrap_or(Value::Null);
                 let detail = v["detail"]
                     .as_str()
                     .map(str::to_string)
                     .unwrap_or_else(|| format!("HTTP {code}"));
-                Err(detail)
+                Err((Some(code), detail))
             }
-            Err(ureq::Error::Transport(t)) => Err(format!(
-                "cannot reach the IronVS API at {}: {}",
-                self.base,
-                t.message()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| t.kind().to_string())
+            Err(ureq::Error::Transport(t)) => Err((
+                None,
+                format!(
+                    "cannot reach the IronVS API at {}: {}",
+                    self.base,
+                    t.message()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| t.kind().to_string())
+                ),
             )),
         }
     }

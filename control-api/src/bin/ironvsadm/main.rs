@@ -197,6 +197,7 @@ fn run(a: &Args, c: &Client, out: &mut String, in_restore: bool) -> Result<(), F
             let s: Vec<ServiceView> = c.get("/api/v1/services").map_err(runtime)?;
             out.push_str(&print::rules(&filter(s, a)?));
         }
+        Cmd::Zero => zero(a, c)?,
         Cmd::List => list(a, c, out)?,
         Cmd::Restore => restore(c, out)?,
     }
@@ -218,6 +219,25 @@ fn filter(services: Vec<ServiceView>, a: &Args) -> Result<Vec<ServiceView>, Fail
         }
         None => services,
     })
+}
+
+/// `-Z [-t|-u VIP:PORT]`: silent on success; an unknown service is "No such service", as
+/// ipvsadm says.
+fn zero(a: &Args, c: &Client) -> Result<(), Fail> {
+    let path = match a.service().map_err(usage)? {
+        Some((proto, vip, port)) => format!("{}/stats/zero", service_path(proto, vip, port)),
+        None => "/api/v1/stats/zero".into(),
+    };
+    match c.request_status("POST", &path, None) {
+        Ok(_) => Ok(()),
+        // An API older than -Z has no such route: say so rather than blame the service.
+        Err((Some(404), m)) if m == "no such route" => Err(runtime(format!(
+            "the IronVS API at {} does not support -Z ({m})",
+            a.server
+        ))),
+        Err((Some(404), _)) => Err(runtime("No such service".into())),
+        Err((_, m)) => Err(runtime(m)),
+    }
 }
 
 fn list(a: &Args, c: &Client, out: &mut String) -> Result<(), Fail> {
