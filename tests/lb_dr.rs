@@ -83,6 +83,51 @@ mode = "dr"
     ];
     assert_eq!(per_rs, want.into_iter().collect(), "{stats}");
     assert_eq!(lvs::worker_drops(&stats, "no_connection"), 0, "{stats}");
+    // Each worker reports the connections it created (summed: one per request).
+    let created: u64 = stats["workers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no workers[] in {stats}"))
+        .iter()
+        .map(|w| w["new_connections"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(created, REQUESTS as u64, "{stats}");
+
+    // ipvsadm -Z: the service's counters restart from zero, then count the next requests;
+    // Prometheus keeps the raw totals (its counters never go back).
+    let out = lvs::ironvsadm(&lab, &seg.director, &["-Z", "-t", "192.0.2.100:80"]);
+    assert_eq!(out.trim(), "", "ironvsadm -Z printed {out}");
+    let stats = lvs::api_get(&lab, &seg.director, "/api/v1/stats");
+    assert_eq!(lvs::service_conns(&stats, lvs::SEG_VIP, 80).0, 0, "{stats}");
+    let (names, errors) = lvs::http_names(&lab, &seg.client.ns, &url, 4);
+    assert!(errors.is_empty(), "{} failed: {errors:#?}", errors.len());
+    assert_eq!(names.values().sum::<usize>(), 4, "{names:?}");
+    let stats = lvs::api_get(&lab, &seg.director, "/api/v1/stats");
+    let (total, per_rs) = lvs::service_conns(&stats, lvs::SEG_VIP, 80);
+    assert_eq!(total, 4, "{stats}");
+    let want = [
+        ("192.0.2.11:80".to_string(), 2),
+        ("192.0.2.12:80".to_string(), 2),
+    ];
+    assert_eq!(per_rs, want.into_iter().collect(), "{stats}");
+    let metrics = lab.exec(
+        &seg.director,
+        &[
+            "curl",
+            "-sS",
+            "--fail",
+            "--max-time",
+            "5",
+            &format!("{}/metrics", lvs::API),
+        ],
+    );
+    let raw = format!(
+        r#"ironvs_service_connections_total{{port="80",proto="tcp",vip="192.0.2.100"}} {}"#,
+        REQUESTS + 4
+    );
+    assert!(
+        metrics.lines().any(|l| l == raw),
+        "no `{raw}` in /metrics:\n{metrics}"
+    );
 
     let log = lvs::stop_ironvs(&mut lab, daemon);
     lvs::check_worker_lines(&log, 1);
