@@ -130,6 +130,11 @@ pub struct DataplaneSection {
     /// Real-server slots (across all services).
     #[serde(default = "default_max_real_servers")]
     pub max_real_servers: u32,
+    /// Packets each worker holds at most while ARP/NDP resolves their next hops (all next hops
+    /// together; each one also keeps only its latest 4). Beyond it packets are dropped and counted
+    /// as `hold_cap_drop`, so that unresolvable next hops cannot take the mbuf pool.
+    #[serde(default = "default_max_held_packets")]
+    pub max_held_packets: u32,
 }
 
 impl Default for DataplaneSection {
@@ -137,6 +142,17 @@ impl Default for DataplaneSection {
         Self {
             max_connections: default_max_connections(),
             max_real_servers: default_max_real_servers(),
+            max_held_packets: default_max_held_packets(),
+        }
+    }
+}
+
+impl DataplaneSection {
+    /// The neighbour cache settings of each worker.
+    pub fn neigh_config(&self) -> dataplane::neigh::NeighConfig {
+        dataplane::neigh::NeighConfig {
+            max_held: self.max_held_packets as usize,
+            ..Default::default()
         }
     }
 }
@@ -147,6 +163,10 @@ fn default_max_connections() -> u32 {
 
 fn default_max_real_servers() -> u32 {
     4096
+}
+
+fn default_max_held_packets() -> u32 {
+    dataplane::neigh::NeighConfig::default().max_held as u32
 }
 
 /// `[api]`: the control plane's REST listener.
@@ -562,6 +582,13 @@ impl Config {
                 self.mempool.mbufs
             ));
         }
+        let held = u64::from(self.dataplane.max_held_packets) * u64::from(self.cpu.workers);
+        if held > u64::from(self.mempool.mbufs / 2) {
+            return Err(format!(
+                "[dataplane] max_held_packets = {} x {} workers may hold {held} mbufs, more than half of [mempool] mbufs = {}: lower it or add mbufs",
+                self.dataplane.max_held_packets, self.cpu.workers, self.mempool.mbufs
+            ));
+        }
         for (i, p) in self.ports.iter().enumerate() {
             if self.ports[..i].iter().any(|q| q.name == p.name) {
                 return Err(format!("port name `{}` is used twice", p.name));
@@ -809,5 +836,39 @@ mode = "nat"
         assert!(err.contains("used twice"), "{err}");
         let err = Config::parse("port = []", "t").unwrap_err().to_string();
         assert!(err.contains("at least one data port"), "{err}");
+    }
+
+    #[test]
+    fn test_max_held_packets() {
+        let c = Config::parse(GOOD, "t").unwrap();
+        assert_eq!(c.dataplane.max_held_packets, 256);
+        assert_eq!(c.dataplane.neigh_config().max_held, 256);
+        let text =
+            format!("{GOOD}\n[dataplane]\nmax_held_packets = 64\n\n[mempool]\nmbufs = 1024\n");
+        let c = Config::parse(&text, "t").unwrap();
+        let n = c.dataplane.neigh_config();
+        assert_eq!(n.max_held, 64);
+        assert_eq!(
+            n.capacity,
+            dataplane::neigh::NeighConfig::default().capacity
+        );
+        // 2 workers x 256 = 512 = half of 1024 mbufs: allowed; one more each is not.
+        let ok = text.replace("= 64", "= 256");
+        assert_eq!(
+            Config::parse(&ok, "t").unwrap().dataplane.max_held_packets,
+            256
+        );
+        let err = Config::parse(&text.replace("= 64", "= 257"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("max_held_packets = 257 x 2 workers may hold 514 mbufs")
+                && err.contains("mbufs = 1024"),
+            "{err}"
+        );
+        let err = Config::parse(&text.replace("= 64", "= -1"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 15"), "{err}");
     }
 }

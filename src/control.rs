@@ -15,6 +15,7 @@ use control_api::{
     ServiceStats, StatsSnapshot, WorkerStats,
 };
 use dataplane::fwd::{DropReason, FwdStats, TrafficCounters};
+use dataplane::neigh::NeighStats;
 use dpdk_bindings::Port;
 use log::{error, info, warn};
 
@@ -31,6 +32,8 @@ pub struct WorkerView {
     pub fwd: Arc<FwdStats>,
     /// Worker counters and gauges.
     pub counters: Arc<WorkerCounters>,
+    /// The worker's neighbour-cache counters.
+    pub neigh: Arc<NeighStats>,
 }
 
 #[derive(Default)]
@@ -206,11 +209,11 @@ impl Dataplane for DaemonDataplane {
                 for r in WorkerDrop::ALL {
                     drops.insert(r.name().to_string(), w.counters.drops[r as usize].get());
                 }
-                let f = &w.fwd;
+                let (f, c, n) = (&w.fwd, &w.counters, &w.neigh);
                 WorkerStats {
                     worker: i as u32,
-                    rx_packets: w.counters.rx.get(),
-                    tx_packets: w.counters.tx.get(),
+                    rx_packets: c.rx.get(),
+                    tx_packets: c.tx.get(),
                     drops,
                     new_connections: f.new_conns.get(),
                     expired_connections: f.expired.get(),
@@ -223,6 +226,20 @@ impl Dataplane for DaemonDataplane {
                     aliases_accepted: f.aliases_accepted.get(),
                     aliases_refused: f.aliases_refused.get(),
                     aliases_overflow: f.alias_overflow.get(),
+                    host_replies: c.host_replies.get(),
+                    steered_out: c.steered_out.get(),
+                    steered_in: c.steered_in.get(),
+                    reply_races: c.reply_races.get(),
+                    to_kernel: c.to_kernel.get(),
+                    from_kernel: c.from_kernel.get(),
+                    neighbour_requests: c.neigh_requests.get(),
+                    neighbour_announcements: c.announcements.get(),
+                    neighbour_learned: n.learned.get(),
+                    neighbour_failures: n.failures.get(),
+                    neighbour_held: n.held.get(),
+                    neighbour_hold_drops: n.hold_drops.get(),
+                    neighbour_hold_cap_drops: n.hold_cap_drops.get(),
+                    neighbour_unresolved_drops: n.unresolved_drops.get(),
                 }
             })
             .collect();
@@ -308,6 +325,7 @@ mod tests {
             .map(|_| WorkerView {
                 fwd: Arc::new(FwdStats::new(0, 0)),
                 counters: Arc::new(WorkerCounters::new(0)),
+                neigh: Arc::new(NeighStats::default()),
             })
             .collect();
         // Distinct values per counter and per worker, so a swapped field cannot pass.
@@ -329,6 +347,28 @@ mod tests {
         .enumerate()
         {
             c.add(100 + i as u64);
+        }
+        let (c, n) = (&views[1].counters, &views[1].neigh);
+        for (i, k) in [
+            &c.host_replies,
+            &c.steered_out,
+            &c.steered_in,
+            &c.reply_races,
+            &c.to_kernel,
+            &c.from_kernel,
+            &c.neigh_requests,
+            &c.announcements,
+            &n.learned,
+            &n.failures,
+            &n.held,
+            &n.hold_drops,
+            &n.hold_cap_drops,
+            &n.unresolved_drops,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            k.add(200 + i as u64);
         }
         views[0].fwd.new_conns.add(7);
         let dp = DaemonDataplane::new(
@@ -366,6 +406,25 @@ mod tests {
                 w.aliases_overflow,
             ],
             [100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110]
+        );
+        assert_eq!(
+            [
+                w.host_replies,
+                w.steered_out,
+                w.steered_in,
+                w.reply_races,
+                w.to_kernel,
+                w.from_kernel,
+                w.neighbour_requests,
+                w.neighbour_announcements,
+                w.neighbour_learned,
+                w.neighbour_failures,
+                w.neighbour_held,
+                w.neighbour_hold_drops,
+                w.neighbour_hold_cap_drops,
+                w.neighbour_unresolved_drops,
+            ],
+            [200, 201, 202, 203, 204, 205, 206, 207, 208, 209, 210, 211, 212, 213]
         );
         assert_eq!(w.drops.len(), DropReason::COUNT + WorkerDrop::COUNT);
         assert!(w.drops.values().all(|&n| n == 0));

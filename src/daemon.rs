@@ -169,9 +169,11 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), DaemonError> {
         // the poll loop nor the first configuration's acknowledgement.
         crate::hugepages::back_conn_table(i as u16, &fwd);
         let counters = Arc::new(WorkerCounters::new(cfg.dataplane.max_real_servers as usize));
+        let neigh = crate::worker::neigh_cache(cfg.dataplane.neigh_config(), &statics);
         views.push(WorkerView {
             fwd: Arc::clone(fwd.stats()),
             counters: Arc::clone(&counters),
+            neigh: Arc::clone(neigh.stats()),
         });
         let worker = Worker {
             index: i as u16,
@@ -192,7 +194,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), DaemonError> {
             pool: pool.clone(),
             counters,
             fwd,
-            neigh: crate::worker::neigh_cache(&statics),
+            neigh,
             stop: Arc::clone(&stop),
             ready: Arc::clone(&ready),
         };
@@ -385,7 +387,7 @@ fn report(dp: &DaemonDataplane, ports: &[Arc<Port>], cfg: &Config) {
             }
         }
         info!(
-            "worker {i}: rx {} tx {} new_conns={} host_replies={} steered_out={} steered_in={} aliases_sent={} aliases_accepted={} reply_races={} reply_misses={} to_kernel={} from_kernel={} drops [{}]",
+            "worker {i}: rx {} tx {} new_conns={} host_replies={} steered_out={} steered_in={} aliases_sent={} aliases_accepted={} reply_races={} reply_misses={} to_kernel={} from_kernel={} neigh_requests={} neigh_announcements={} neigh_learned={} neigh_failures={} neigh_held={} neigh_hold_drops={} neigh_hold_cap_drops={} neigh_unresolved_drops={} drops [{}]",
             c.rx.get(),
             c.tx.get(),
             v.fwd.new_conns.get(),
@@ -398,6 +400,14 @@ fn report(dp: &DaemonDataplane, ports: &[Arc<Port>], cfg: &Config) {
             v.fwd.drops(DropReason::ReplyMiss),
             c.to_kernel.get(),
             c.from_kernel.get(),
+            c.neigh_requests.get(),
+            c.announcements.get(),
+            v.neigh.learned.get(),
+            v.neigh.failures.get(),
+            v.neigh.held.get(),
+            v.neigh.hold_drops.get(),
+            v.neigh.hold_cap_drops.get(),
+            v.neigh.unresolved_drops.get(),
             drops.join(" ")
         );
     }

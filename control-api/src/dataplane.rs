@@ -66,8 +66,8 @@ pub struct ServiceStats {
 
 /// Packets handled and dropped by one worker lcore, and what its forwarder counted.
 ///
-/// The forwarder's counters were added after the first release: they default to 0 when absent,
-/// so JSON written by an older daemon still parses.
+/// The forwarder's, the worker's own and the neighbour cache's counters were added after the
+/// first release: they default to 0 when absent, so JSON written by an older daemon still parses.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct WorkerStats {
     /// Worker index.
@@ -111,6 +111,48 @@ pub struct WorkerStats {
     /// NAT reply aliases not queued because the burst's outbox was full.
     #[serde(default)]
     pub aliases_overflow: u64,
+    /// ARP, NDP and echo replies the director sent as a host.
+    #[serde(default)]
+    pub host_replies: u64,
+    /// Frames passed to another worker by software steering.
+    #[serde(default)]
+    pub steered_out: u64,
+    /// Frames received from other workers by software steering.
+    #[serde(default)]
+    pub steered_in: u64,
+    /// NAT replies that arrived before their alias was read and went through on a second look.
+    #[serde(default)]
+    pub reply_races: u64,
+    /// Frames from data ports handed to the kernel interface.
+    #[serde(default)]
+    pub to_kernel: u64,
+    /// Frames from the kernel interface sent out of a data port.
+    #[serde(default)]
+    pub from_kernel: u64,
+    /// ARP requests and neighbour solicitations sent.
+    #[serde(default)]
+    pub neighbour_requests: u64,
+    /// Gratuitous ARP and unsolicited neighbour advertisements sent.
+    #[serde(default)]
+    pub neighbour_announcements: u64,
+    /// Neighbour entries confirmed or updated by ARP/NDP.
+    #[serde(default)]
+    pub neighbour_learned: u64,
+    /// Neighbour resolutions or refreshes that got no answer.
+    #[serde(default)]
+    pub neighbour_failures: u64,
+    /// Packets held while their next hop was resolved.
+    #[serde(default)]
+    pub neighbour_held: u64,
+    /// Held packets dropped because their next hop's queue was full or nothing was pending.
+    #[serde(default)]
+    pub neighbour_hold_drops: u64,
+    /// Packets not held because the worker already held max_held_packets.
+    #[serde(default)]
+    pub neighbour_hold_cap_drops: u64,
+    /// Held packets dropped because their next hop did not answer.
+    #[serde(default)]
+    pub neighbour_unresolved_drops: u64,
 }
 
 /// Counters of one NIC port.
@@ -376,6 +418,20 @@ mod tests {
             aliases_accepted: 13,
             aliases_refused: 14,
             aliases_overflow: 15,
+            host_replies: 16,
+            steered_out: 17,
+            steered_in: 18,
+            reply_races: 19,
+            to_kernel: 20,
+            from_kernel: 21,
+            neighbour_requests: 22,
+            neighbour_announcements: 23,
+            neighbour_learned: 24,
+            neighbour_failures: 25,
+            neighbour_held: 26,
+            neighbour_hold_drops: 27,
+            neighbour_hold_cap_drops: 28,
+            neighbour_unresolved_drops: 29,
         };
         let v = serde_json::to_value(&w).unwrap();
         assert_eq!(
@@ -385,7 +441,12 @@ mod tests {
                 "new_connections": 5, "expired_connections": 6, "reused_connections": 7,
                 "forwarded_packets": 80, "kernel_packets": 9, "icmp_errors_relayed": 10,
                 "frag_needed_sent": 11, "aliases_sent": 12, "aliases_accepted": 13,
-                "aliases_refused": 14, "aliases_overflow": 15
+                "aliases_refused": 14, "aliases_overflow": 15,
+                "host_replies": 16, "steered_out": 17, "steered_in": 18, "reply_races": 19,
+                "to_kernel": 20, "from_kernel": 21, "neighbour_requests": 22,
+                "neighbour_announcements": 23, "neighbour_learned": 24, "neighbour_failures": 25,
+                "neighbour_held": 26, "neighbour_hold_drops": 27, "neighbour_hold_cap_drops": 28,
+                "neighbour_unresolved_drops": 29
             })
         );
         let back: WorkerStats = serde_json::from_value(v).unwrap();

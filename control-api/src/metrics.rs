@@ -224,6 +224,43 @@ pub fn render(cfg: &Config, snap: &StatsSnapshot) -> prometheus::Result<String> 
          received from another lcore and indexed or not).",
         &["worker", "event"],
     )?;
+    let whost = counter(
+        &reg,
+        "ironvs_worker_host_replies_total",
+        "ARP, NDP and echo replies the worker lcore sent as a host.",
+        &["worker"],
+    )?;
+    let wsteer = counter(
+        &reg,
+        "ironvs_worker_steered_packets_total",
+        "Frames moved between worker lcores by software steering (out: passed to the lcore that \
+         owns the flow, in: received from another lcore).",
+        &["worker", "direction"],
+    )?;
+    let wkpath = counter(
+        &reg,
+        "ironvs_worker_kernel_path_packets_total",
+        "Frames on the kernel exception path (to_kernel: from a data port to the kernel \
+         interface, from_kernel: from the kernel interface out of the data port).",
+        &["worker", "direction"],
+    )?;
+    let wraces = counter(
+        &reg,
+        "ironvs_worker_reply_races_total",
+        "NAT replies that arrived before their alias was read from the inbox and went through \
+         on a second look.",
+        &["worker"],
+    )?;
+    let wneigh = counter(
+        &reg,
+        "ironvs_worker_neighbour_events_total",
+        "ARP/NDP events of the worker lcore's neighbour cache (request: solicitation sent, \
+         announcement: gratuitous ARP / unsolicited NA sent, learned: entry confirmed, failure: \
+         resolution unanswered, held: packet queued for resolution, hold_drop: held packet \
+         dropped as its queue was full, hold_cap_drop: packet refused as the worker held \
+         max_held_packets, unresolved_drop: held packet dropped as resolution failed).",
+        &["worker", "event"],
+    )?;
     for w in &snap.workers {
         let id = w.worker.to_string();
         let id = id.as_str();
@@ -250,6 +287,28 @@ pub fn render(cfg: &Config, snap: &StatsSnapshot) -> prometheus::Result<String> 
             ("overflow", w.aliases_overflow),
         ] {
             walias.with_label_values(&[id, event]).inc_by(n);
+        }
+        whost.with_label_values(&[id]).inc_by(w.host_replies);
+        wsteer.with_label_values(&[id, "out"]).inc_by(w.steered_out);
+        wsteer.with_label_values(&[id, "in"]).inc_by(w.steered_in);
+        wkpath
+            .with_label_values(&[id, "to_kernel"])
+            .inc_by(w.to_kernel);
+        wkpath
+            .with_label_values(&[id, "from_kernel"])
+            .inc_by(w.from_kernel);
+        wraces.with_label_values(&[id]).inc_by(w.reply_races);
+        for (event, n) in [
+            ("request", w.neighbour_requests),
+            ("announcement", w.neighbour_announcements),
+            ("learned", w.neighbour_learned),
+            ("failure", w.neighbour_failures),
+            ("held", w.neighbour_held),
+            ("hold_drop", w.neighbour_hold_drops),
+            ("hold_cap_drop", w.neighbour_hold_cap_drops),
+            ("unresolved_drop", w.neighbour_unresolved_drops),
+        ] {
+            wneigh.with_label_values(&[id, event]).inc_by(n);
         }
     }
 
@@ -377,6 +436,7 @@ mod tests {
                 aliases_accepted: 29,
                 aliases_refused: 30,
                 aliases_overflow: 31,
+                ..WorkerStats::default()
             }],
             ports: vec![],
             conn_table: ConnTableStats {
@@ -412,5 +472,58 @@ mod tests {
         ] {
             assert!(lines.contains(&want), "missing {want}\n{text}");
         }
+    }
+
+    #[test]
+    fn test_render_worker_paths_and_neighbour_events() {
+        let snap = StatsSnapshot {
+            workers: vec![WorkerStats {
+                worker: 3,
+                host_replies: 41,
+                steered_out: 42,
+                steered_in: 43,
+                reply_races: 44,
+                to_kernel: 45,
+                from_kernel: 46,
+                neighbour_requests: 47,
+                neighbour_announcements: 48,
+                neighbour_learned: 49,
+                neighbour_failures: 50,
+                neighbour_held: 51,
+                neighbour_hold_drops: 52,
+                neighbour_hold_cap_drops: 53,
+                neighbour_unresolved_drops: 54,
+                ..WorkerStats::default()
+            }],
+            ..StatsSnapshot::default()
+        };
+        let text = render(&Config::default(), &snap).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for want in [
+            r#"ironvs_worker_host_replies_total{worker="3"} 41"#,
+            r#"ironvs_worker_steered_packets_total{direction="out",worker="3"} 42"#,
+            r#"ironvs_worker_steered_packets_total{direction="in",worker="3"} 43"#,
+            r#"ironvs_worker_reply_races_total{worker="3"} 44"#,
+            r#"ironvs_worker_kernel_path_packets_total{direction="to_kernel",worker="3"} 45"#,
+            r#"ironvs_worker_kernel_path_packets_total{direction="from_kernel",worker="3"} 46"#,
+            r#"ironvs_worker_neighbour_events_total{event="request",worker="3"} 47"#,
+            r#"ironvs_worker_neighbour_events_total{event="announcement",worker="3"} 48"#,
+            r#"ironvs_worker_neighbour_events_total{event="learned",worker="3"} 49"#,
+            r#"ironvs_worker_neighbour_events_total{event="failure",worker="3"} 50"#,
+            r#"ironvs_worker_neighbour_events_total{event="held",worker="3"} 51"#,
+            r#"ironvs_worker_neighbour_events_total{event="hold_drop",worker="3"} 52"#,
+            r#"ironvs_worker_neighbour_events_total{event="hold_cap_drop",worker="3"} 53"#,
+            r#"ironvs_worker_neighbour_events_total{event="unresolved_drop",worker="3"} 54"#,
+            "# TYPE ironvs_worker_steered_packets_total counter",
+            "# TYPE ironvs_worker_kernel_path_packets_total counter",
+            "# TYPE ironvs_worker_neighbour_events_total counter",
+        ] {
+            assert!(lines.contains(&want), "missing {want}\n{text}");
+        }
+        let neigh = lines
+            .iter()
+            .filter(|l| l.starts_with("ironvs_worker_neighbour_events_total{"))
+            .count();
+        assert_eq!(neigh, 8, "one series per event");
     }
 }

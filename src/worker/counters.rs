@@ -16,7 +16,9 @@ pub enum WorkerDrop {
     NoKernelPath,
     /// Software steering: the owner's ring was full.
     SteerFull,
-    /// Waiting for a neighbour, but its hold queue was full (the oldest is dropped).
+    /// Waiting for a neighbour, but not held: its queue was full (the oldest is dropped), the
+    /// worker already held `max_held_packets`, or the resolution had ended. The neighbour
+    /// counters tell which: `hold_full` = `hold_drops` + `hold_cap_drops`.
     HoldFull,
     /// The neighbour cache was full.
     NeighFull,

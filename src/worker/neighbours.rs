@@ -12,9 +12,10 @@ use super::{Bursts, Worker, WorkerDrop};
 use crate::mailbox::Learned;
 use crate::state::Published;
 
-/// A worker's neighbour cache holding the configured static neighbours (port index, IP, MAC).
-pub fn neigh_cache(statics: &[(u16, Addr, MacAddr)]) -> NeighCache<Mbuf> {
-    let mut cache = NeighCache::new(NeighConfig::default());
+/// A worker's neighbour cache with settings `cfg`, holding the configured static neighbours
+/// (port index, IP, MAC).
+pub fn neigh_cache(cfg: NeighConfig, statics: &[(u16, Addr, MacAddr)]) -> NeighCache<Mbuf> {
+    let mut cache = NeighCache::new(cfg);
     for &(port, ip, mac) in statics {
         if let Err(e) = cache.add_static(port, ip, mac) {
             log::warn!("static neighbour {ip:?} on port {port} not added: {e:?}");

@@ -11,8 +11,8 @@
 //!              removed ◄──────────────┴───────────────┘  (STALE unused gc_stale_ms: removed)
 //! ```
 //!
-//! INCOMPLETE entries hold up to `H` packets (oldest dropped first) and broadcast a request every
-//! `retrans_ms`; PROBE entries keep using the known MAC while unicast requests refresh it (Linux
+//! INCOMPLETE entries hold up to `H` packets (oldest dropped first), the whole cache at most
+//! `max_held` (further packets refused), and broadcast a request every `retrans_ms`; PROBE entries keep using the known MAC while unicast requests refresh it (Linux
 //! also has a DELAY state, waiting for upper-layer confirmation the forwarder cannot give).
 //! Any ARP or NDP message from the neighbour confirms it, as DPVS does; Linux only counts
 //! solicited replies. [`NeighCache::learn`] updates existing entries only (Linux's `arp_accept=0`),
@@ -63,6 +63,8 @@ pub struct NeighCache<B, const H: usize = 4> {
     next_timer: u64,
     /// Bumped whenever [`NeighCache::get`] may answer differently (see [`NeighCache::version`]).
     version: u64,
+    /// Packets in all hold rings (at most `cfg.max_held`): updated wherever one enters or leaves.
+    held: usize,
     stats: Arc<NeighStats>,
 }
 
@@ -76,6 +78,7 @@ impl<B, const H: usize> NeighCache<B, H> {
             index: Index::new(cfg.capacity),
             next_timer: u64::MAX,
             version: 0,
+            held: 0,
             stats: Arc::new(NeighStats::default()),
         }
     }
@@ -93,6 +96,11 @@ impl<B, const H: usize> NeighCache<B, H> {
     /// True when the cache has no entries.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Packets held across all entries (at most [`NeighConfig::max_held`]).
+    pub fn held(&self) -> usize {
+        self.held
     }
 
     #[inline]
@@ -185,7 +193,9 @@ impl<B, const H: usize> NeighCache<B, H> {
         }
         if let Some((_, pos)) = self.find(port, &ip) {
             if let Some(e) = self.entries.get_mut(pos) {
-                while e.hold.pop().is_some() {}
+                while e.hold.pop().is_some() {
+                    self.held = self.held.saturating_sub(1);
+                }
                 e.mac = mac;
                 e.state = NeighState::Permanent;
                 e.probes = 0;
@@ -216,7 +226,10 @@ impl<B, const H: usize> NeighCache<B, H> {
     }
 
     /// Queues `buf` until `ip` on `port` resolves. `Err` hands back a buffer for the caller to
-    /// free: the oldest held one when the queue was full, or `buf` itself when nothing is pending.
+    /// free: the oldest held one when the entry's queue was full, or `buf` itself when nothing is
+    /// pending (both counted in `hold_drops`) or when the cache already holds `max_held` packets
+    /// (counted in `hold_cap_drops`). At the cap an entry whose own queue is full still swaps its
+    /// oldest packet for `buf`, which leaves the total unchanged.
     #[inline]
     pub fn hold(&mut self, port: u16, ip: &Addr, buf: B) -> Result<(), B> {
         let entry = match self.find(port, ip) {
@@ -227,8 +240,13 @@ impl<B, const H: usize> NeighCache<B, H> {
             self.stats.hold_drops.inc();
             return Err(buf);
         };
+        if e.hold.len < H && self.held >= self.cfg.max_held {
+            self.stats.hold_cap_drops.inc();
+            return Err(buf);
+        }
         match e.hold.push(buf) {
             None => {
+                self.held += 1;
                 self.stats.held.inc();
                 Ok(())
             }
@@ -245,17 +263,17 @@ impl<B, const H: usize> NeighCache<B, H> {
     /// Unknown neighbours are not added.
     pub fn learn(&mut self, port: u16, ip: &Addr, mac: MacAddr, now_ms: u64) -> Released<'_, B, H> {
         if mac.is_multicast() || mac == MacAddr::ZERO {
-            return Released { ring: None };
+            return Released::none();
         }
         let Some((_, pos)) = self.find(port, ip) else {
-            return Released { ring: None };
+            return Released::none();
         };
         if self
             .entries
             .get(pos)
             .is_some_and(|e| e.state == NeighState::Permanent)
         {
-            return Released { ring: None };
+            return Released::none();
         }
         let deadline = now_ms.saturating_add(self.cfg.reachable_ms);
         self.next_timer = self.next_timer.min(deadline);
@@ -268,16 +286,14 @@ impl<B, const H: usize> NeighCache<B, H> {
             self.version = self.version.wrapping_add(1);
         }
         let Some(e) = self.entries.get_mut(pos) else {
-            return Released { ring: None };
+            return Released::none();
         };
         e.mac = mac;
         e.state = NeighState::Reachable;
         e.probes = 0;
         e.deadline = deadline;
         e.updated_ms = now_ms;
-        Released {
-            ring: Some(&mut e.hold),
-        }
+        Released::new(&mut e.hold, &mut self.held)
     }
 
     /// Runs the timers: hands requests to `emit`, expires entries, and hands the held packets of
@@ -307,6 +323,7 @@ impl<B, const H: usize> NeighCache<B, H> {
                     NeighState::Incomplete | NeighState::Probe => {
                         self.stats.failures.inc();
                         while let Some(b) = e.hold.pop() {
+                            self.held = self.held.saturating_sub(1);
                             self.stats.unresolved_drops.inc();
                             free(b);
                         }
@@ -350,6 +367,9 @@ impl<B, const H: usize> NeighCache<B, H> {
                 .get(p as usize)
                 .map_or(0, |e| key_hash(e.port, &e.ip))
         });
+        // Whatever it still holds is dropped with it.
+        let gone = self.entries.get(pos).map_or(0, |e| e.hold.len);
+        self.held = self.held.saturating_sub(gone);
         if pos != last {
             if let Some((moved_slot, _)) = self
                 .entries
@@ -410,6 +430,7 @@ mod tests {
             max_probes: 3,
             reachable_ms: 30_000,
             gc_stale_ms: 60_000,
+            max_held: 256,
         })
     }
 

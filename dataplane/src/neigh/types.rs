@@ -17,6 +17,12 @@ pub struct NeighConfig {
     pub reachable_ms: u64,
     /// How long an unused STALE entry stays (Linux `gc_stale_time`, 60 s).
     pub gc_stale_ms: u64,
+    /// Packets held across all entries at once, so that a flood towards next hops that never
+    /// answer cannot take the mbuf pool (4096 entries × 4 packets would be 16k mbufs).
+    /// Default 256: full queues of 4 for 64 next hops resolving at the same time, a small share of
+    /// a pool of 8k–16k mbufs even with several workers. Linux caps each neighbour's queue
+    /// (`unres_qlen_bytes`) but not the table; this adds the table-wide bound.
+    pub max_held: usize,
 }
 
 impl Default for NeighConfig {
@@ -27,6 +33,7 @@ impl Default for NeighConfig {
             max_probes: 3,
             reachable_ms: 30_000,
             gc_stale_ms: 60_000,
+            max_held: 256,
         }
     }
 }
@@ -107,6 +114,8 @@ pub struct NeighStats {
     pub held: Counter,
     /// Held packets dropped because their queue was full (or no resolution was pending).
     pub hold_drops: Counter,
+    /// Packets refused because the cache already held `max_held` packets.
+    pub hold_cap_drops: Counter,
     /// Resolutions or refreshes that got no answer.
     pub failures: Counter,
     /// Held packets dropped because their resolution failed.
