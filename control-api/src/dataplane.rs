@@ -2,8 +2,9 @@
 //!
 //! The daemon implements [`Dataplane`]: it receives each new [`Config`] to compile into worker
 //! snapshots, and answers for counters and connections. The control plane calls it from its own
-//! threads (never a worker lcore), and calls `apply` in the order the changes were made. [`MemoryDataplane`] is a complete in-process
-//! implementation for tests and for running the API without DPDK.
+//! threads (never a worker lcore), and calls `apply` in the order the changes were made.
+//! [`MemoryDataplane`] is a complete in-process implementation for tests and for running the API
+//! without DPDK.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

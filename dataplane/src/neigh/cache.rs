@@ -12,8 +12,9 @@
 //! ```
 //!
 //! INCOMPLETE entries hold up to `H` packets (oldest dropped first), the whole cache at most
-//! `max_held` (further packets refused), and broadcast a request every `retrans_ms`; PROBE entries keep using the known MAC while unicast requests refresh it (Linux
-//! also has a DELAY state, waiting for upper-layer confirmation the forwarder cannot give).
+//! `max_held` (further packets refused), and broadcast a request every `retrans_ms`; PROBE
+//! entries keep using the known MAC while unicast requests refresh it (Linux also has a DELAY
+//! state, waiting for upper-layer confirmation the forwarder cannot give).
 //! Any ARP or NDP message from the neighbour confirms it, as DPVS does; Linux only counts
 //! solicited replies. [`NeighCache::learn`] updates existing entries only (Linux's `arp_accept=0`),
 //! so broadcast chatter on a large segment cannot fill the table.
