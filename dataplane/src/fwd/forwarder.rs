@@ -448,6 +448,22 @@ impl Forwarder {
                 Err(_) => return Verdict::Drop(DropReason::TableFull),
             }
         }
+        // One-packet scheduling (`ipvsadm -o`): each UDP datagram without a connection is
+        // scheduled on its own and sent without a connection entry, as IPVS never hashes its
+        // IP_VS_CONN_F_ONE_PACKET connections. It counts as a connection of its server (IPVS
+        // counts one per datagram) but binds no load, so least-connection schedulers see none.
+        // A persistence template, if any, is still kept (IPVS `ip_vs_sched_persist`). NAT and
+        // FullNAT need an entry to rewrite replies: the control plane refuses them with the
+        // flag, and should one get here anyway it is tracked as a normal connection.
+        if svc.flags.one_packet
+            && key.proto == Proto::Udp
+            && matches!(d.mode, FwdMode::Dr | FwdMode::Tun)
+        {
+            self.stats.new_conn(svc.slot, d.id.0);
+            self.stats
+                .traffic(svc.slot, d.id.0, true, u64::from(pf.ip_len));
+            return self.xmit_stateless(snap, topo, in_port, buf, pf, &d);
+        }
         let (local, lport) = if d.mode == FwdMode::FullNat {
             let conns = &self.conns;
             let taken = |lip: &Addr, lport: u16| {

@@ -3,7 +3,7 @@
 
 use super::forwarder::Forwarder;
 use super::rewrite::{nat, nat_v4, set_macs};
-use super::snapshot::Snapshot;
+use super::snapshot::{SnapDest, Snapshot};
 use super::{DropReason, Route, Topology, Verdict};
 use crate::buf::PacketBuf;
 use crate::conn::{Conn, Dir};
@@ -294,6 +294,30 @@ fn egress_to_real<T: Topology + ?Sized>(
 }
 
 impl Forwarder {
+    /// Sends a packet that has no connection (one-packet scheduling) to real server `d`: DR
+    /// re-addresses the frame to the server's MAC, TUN encapsulates it; neither rewrites the
+    /// packet, so nothing is needed from a connection entry. Other modes are refused.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    pub(super) fn xmit_stateless<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
+        &mut self,
+        snap: &Snapshot,
+        topo: &T,
+        in_port: u16,
+        buf: &mut B,
+        pf: &ParsedFrame,
+        d: &SnapDest,
+    ) -> Verdict {
+        match d.mode {
+            FwdMode::Dr => {
+                let (hops, generation) = (&mut self.hops, self.generation);
+                to_real(hops, generation, topo, buf.frame_mut(), d.id, &d.addr)
+            }
+            FwdMode::Tun => self.xmit_tun(snap, topo, in_port, buf, pf, d.id, &d.addr),
+            FwdMode::Nat | FwdMode::FullNat => Verdict::Drop(DropReason::NoConnection),
+        }
+    }
+
     /// IPVS "tunnel": IPv4-in-IPv4 from the director's address on the egress port to `real`.
     /// A packet that would exceed the egress MTU once encapsulated is answered with ICMP
     /// fragmentation-needed (next-hop MTU = MTU − 20) whether or not DF is set: the director does

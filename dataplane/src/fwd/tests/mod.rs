@@ -1,5 +1,6 @@
 //! Forwarding tests: byte-exact fixtures per mode and direction, cross-checked with `etherparse`;
-//! ICMP relay; IPv6; persistence and quiescing; drop reasons; a no-panic property test.
+//! ICMP relay; IPv6; persistence and quiescing; one-packet scheduling; drop reasons; a no-panic
+//! property test.
 //!
 //! Fixtures are built field by field by [`frame`]; their checksums are filled with etherparse's
 //! own arithmetic ([`fill_checksums`]), so expected outputs never come from our checksum code.
@@ -7,6 +8,7 @@
 mod hops;
 mod icmp;
 mod modes;
+mod ops;
 mod props;
 mod v6;
 
@@ -130,6 +132,25 @@ pub(super) fn snapshot(
     persistence: Option<Persistence>,
     dests: &[Rs],
 ) -> Snapshot {
+    snapshot_flags(
+        proto,
+        vip,
+        vport,
+        persistence,
+        ServiceFlags::default(),
+        dests,
+    )
+}
+
+/// [`snapshot`] with the service's scheduler flags.
+pub(super) fn snapshot_flags(
+    proto: Proto,
+    vip: Addr,
+    vport: u16,
+    persistence: Option<Persistence>,
+    flags: ServiceFlags,
+    dests: &[Rs],
+) -> Snapshot {
     let mut b = SnapshotBuilder::new();
     let svc = Service {
         key: ServiceKey {
@@ -139,7 +160,7 @@ pub(super) fn snapshot(
         },
         scheduler: SchedulerKind::Rr,
         persistence,
-        flags: ServiceFlags::default(),
+        flags,
     };
     let ds: Vec<(DestId, RealServer)> = dests
         .iter()
