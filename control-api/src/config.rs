@@ -120,6 +120,7 @@ impl Config {
     pub fn edit_service(&mut self, service: Service) -> Result<(), ConfigError> {
         let service = validate::service(service)?;
         let entry = self.service_mut(&service.key)?;
+        validate::service_with_reals(&service, entry.real_servers.values().map(|r| &r.server))?;
         entry.service = service;
         Ok(())
     }
@@ -322,6 +323,48 @@ mod tests {
         let err = c.add_service(svc("192.0.2.1", 80), vec![]).unwrap_err();
         assert!(matches!(err, ConfigError::Exists(_)));
         assert_eq!(c.service_count(), 1);
+    }
+
+    #[test]
+    fn test_one_packet_and_nat_refused_both_ways() {
+        let mut u = svc("192.0.2.1", 53);
+        u.key.proto = Proto::Udp;
+        let mut ops = u.clone();
+        ops.flags.one_packet = true;
+        let field = |e: ConfigError| match e {
+            ConfigError::Invalid { field, .. } => field,
+            other => panic!("not invalid: {other}"),
+        };
+        let mut c = Config::default();
+        // A NAT real server given with a one-packet service.
+        let e = c
+            .add_service(ops.clone(), vec![rs("10.0.0.1", 5353, 1)])
+            .unwrap_err();
+        assert_eq!(field(e), "real_servers[0].mode");
+        assert_eq!(c, Config::default());
+        // The flag set on a service that has a NAT real server: refused, nothing changes.
+        c.add_service(u.clone(), vec![rs("10.0.0.1", 5353, 1)])
+            .unwrap();
+        let before = c.clone();
+        assert_eq!(
+            field(c.edit_service(ops.clone()).unwrap_err()),
+            "flags.one_packet"
+        );
+        assert_eq!(c, before);
+        // Once the NAT server is gone the flag is accepted; a NAT server added later is refused,
+        // and so is an edit turning a DR server into NAT.
+        c.delete_real_server(&u.key, &rs("10.0.0.1", 5353, 0).key)
+            .unwrap();
+        let mut dr = rs("10.0.0.2", 53, 1);
+        dr.mode = FwdMode::Dr;
+        c.add_real_server(&u.key, dr).unwrap();
+        c.edit_service(ops).unwrap();
+        let e = c
+            .add_real_server(&u.key, rs("10.0.0.3", 5353, 1))
+            .unwrap_err();
+        assert_eq!(field(e), "mode");
+        dr.mode = FwdMode::FullNat;
+        assert_eq!(field(c.edit_real_server(&u.key, dr).unwrap_err()), "mode");
     }
 
     #[test]

@@ -157,9 +157,52 @@ fn persistence(vip: IpAddr, p: Persistence) -> Result<Persistence, ConfigError> 
     Ok(p)
 }
 
+/// Why one-packet scheduling excludes a mode: NAT and FullNAT rewrite replies through a
+/// connection entry, and one-packet scheduling keeps none.
+fn one_packet_excludes(mode: FwdMode) -> Option<String> {
+    matches!(mode, FwdMode::Nat | FwdMode::FullNat).then(|| {
+        format!(
+            "one-packet scheduling keeps no connection, so the replies of {mode} mode could not \
+             be rewritten; it works with dr and tun real servers only"
+        )
+    })
+}
+
+/// Checks a service's flags against the real servers it already has (`ipvsadm -E`): one-packet
+/// scheduling is refused while a NAT or FullNAT real server is present.
+pub fn service_with_reals<'a>(
+    svc: &Service,
+    reals: impl IntoIterator<Item = &'a RealServer>,
+) -> Result<(), ConfigError> {
+    if !svc.flags.one_packet {
+        return Ok(());
+    }
+    for rs in reals {
+        if let Some(reason) = one_packet_excludes(rs.mode) {
+            return Err(ConfigError::invalid(
+                "flags.one_packet",
+                format!(
+                    "{reason} (real server {} is {})",
+                    addr_port(rs.key.addr, rs.key.port),
+                    rs.mode
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks a real server against the service it belongs to.
 pub fn real_server(svc: &Service, mut rs: RealServer) -> Result<RealServer, ConfigError> {
     rs.key.addr = unicast("addr", rs.key.addr)?;
+    if svc.flags.one_packet {
+        if let Some(reason) = one_packet_excludes(rs.mode) {
+            return Err(ConfigError::invalid(
+                "mode",
+                format!("{reason} (the service has flags.one_packet)"),
+            ));
+        }
+    }
     if rs.weight > RealServer::MAX_WEIGHT {
         return Err(ConfigError::invalid(
             "weight",
@@ -346,6 +389,42 @@ mod tests {
         th.upper_threshold = 0;
         th.lower_threshold = 5;
         assert_eq!(field(real_server(&s, th).unwrap_err()), "lower_threshold");
+    }
+
+    #[test]
+    fn test_one_packet_refuses_nat_and_fullnat() {
+        let mut s = svc("192.0.2.1", 53);
+        s.key.proto = Proto::Udp;
+        s.flags.one_packet = true;
+        let s = service(s).unwrap();
+        assert!(real_server(&s, rs("10.0.0.1", 53, FwdMode::Dr)).is_ok());
+        assert!(real_server(&s, rs("10.0.0.1", 53, FwdMode::Tun)).is_ok());
+        for (mode, name) in [(FwdMode::Nat, "nat"), (FwdMode::FullNat, "fullnat")] {
+            let e = real_server(&s, rs("10.0.0.1", 5353, mode)).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "mode: one-packet scheduling keeps no connection, so the replies of {name} \
+                     mode could not be rewritten; it works with dr and tun real servers only \
+                     (the service has flags.one_packet)"
+                )
+            );
+        }
+        let mut plain = s.clone();
+        plain.flags.one_packet = false;
+        assert!(real_server(&plain, rs("10.0.0.1", 5353, FwdMode::Nat)).is_ok());
+        // Setting the flag on a service that has a NAT real server.
+        let dr = rs("10.0.0.1", 53, FwdMode::Dr);
+        let nat = rs("10.0.0.2", 5353, FwdMode::Nat);
+        assert!(service_with_reals(&s, [&dr]).is_ok());
+        assert!(service_with_reals(&plain, [&dr, &nat]).is_ok());
+        let e = service_with_reals(&s, [&dr, &nat]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "flags.one_packet: one-packet scheduling keeps no connection, so the replies of nat \
+             mode could not be rewritten; it works with dr and tun real servers only (real \
+             server 10.0.0.2:5353 is nat)"
+        );
     }
 
     #[test]
