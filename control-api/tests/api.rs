@@ -346,6 +346,61 @@ async fn test_service_errors_change_nothing() {
 }
 
 #[tokio::test]
+async fn test_one_packet_refused_with_nat_both_ways() {
+    let h = harness(None);
+    let dns = "/api/v1/services/udp/192.0.2.53/53";
+    let (s, _) = h
+        .call(
+            Method::POST,
+            "/api/v1/services",
+            Some(json!({"proto": "udp", "vip": "192.0.2.53", "port": 53,
+                        "real_servers": [{"addr": "10.0.0.1", "port": 5353, "mode": "nat"}]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let v = h
+        .refused(
+            Method::PATCH,
+            dns,
+            Some(r#"{"flags":{"one_packet":true}}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("flags.one_packet"),
+        )
+        .await;
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("10.0.0.1:5353 is nat"),
+        "{v}"
+    );
+    let (s, _) = h
+        .call(
+            Method::DELETE,
+            &format!("{dns}/real-servers/10.0.0.1/5353"),
+            None,
+        )
+        .await;
+    assert!(s.is_success());
+    let (s, v) = h
+        .call(
+            Method::PATCH,
+            dns,
+            Some(json!({"flags": {"one_packet": true}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    h.refused(
+        Method::POST,
+        &format!("{dns}/real-servers"),
+        Some(r#"{"addr":"10.0.0.2","port":5353,"mode":"fullnat"}"#),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("mode"),
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn test_real_server_crud_and_errors() {
     let h = harness(None);
     web_service(&h).await;
