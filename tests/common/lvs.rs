@@ -244,6 +244,81 @@ pub fn echo_server(lab: &mut Lab, rs: &Host, bind: &str, port: u16) -> usize {
     p
 }
 
+/// Starts a UDP server on a real server that logs every datagram and answers with its name;
+/// waits until it is bound.
+pub fn udp_server(lab: &mut Lab, rs: &Host, bind: &str, port: u16) -> usize {
+    let port = port.to_string();
+    let p = lbtool(
+        lab,
+        &rs.ns,
+        &format!("udp-{}", rs.name),
+        &[
+            "udp-server",
+            "--bind",
+            bind,
+            "--port",
+            &port,
+            "--name",
+            &rs.name,
+        ],
+    );
+    lab.wait_for_log(p, "listening on", Duration::from_secs(10));
+    p
+}
+
+/// Sends `n` datagrams `TAG-0`.. from one socket bound to `source` (`ADDR:PORT`) in `ns`, one
+/// at a time, each waiting 2 s for its answer: per datagram, the answering server's name or the
+/// error.
+pub fn udp_exchange(
+    lab: &Lab,
+    ns: &str,
+    source: &str,
+    host: &str,
+    port: u16,
+    tag: &str,
+    n: usize,
+) -> Vec<Result<String, String>> {
+    let script = repo().join("tests/scripts/lbtool.py");
+    let (port, n_s) = (port.to_string(), n.to_string());
+    let out = lab.exec(
+        ns,
+        &[
+            "python3",
+            "-u",
+            script.to_str().expect("UTF-8 path"),
+            "udp-client",
+            "--host",
+            host,
+            "--port",
+            &port,
+            "--source",
+            source,
+            "--count",
+            &n_s,
+            "--tag",
+            tag,
+        ],
+    );
+    let answers: Vec<Result<String, String>> = out
+        .lines()
+        .map(|l| match l.strip_prefix("reply ") {
+            Some(name) => Ok(name.to_string()),
+            None => Err(l.to_string()),
+        })
+        .collect();
+    assert_eq!(answers.len(), n, "one line per datagram expected:\n{out}");
+    answers
+}
+
+/// The `(peer, payload)` of a UDP server's `datagram IP:PORT PAYLOAD` log lines, in order.
+pub fn datagrams(log: &str) -> Vec<(String, String)> {
+    log.lines()
+        .filter_map(|l| l.strip_prefix("datagram "))
+        .filter_map(|d| d.split_once(' '))
+        .map(|(peer, payload)| (peer.to_string(), payload.to_string()))
+        .collect()
+}
+
 /// The addresses in a server's `peer IP:PORT` log lines, in order.
 pub fn peers(log: &str) -> Vec<String> {
     log.lines()

@@ -15,6 +15,12 @@ Every line a tool prints is flushed at once so the test can wait for it in the l
       timeout or wrong echo prints "error ..." and exits 1.
   probe        --host H --port P --count N
       N connections one after the other; for each prints the greeting's NAME or "error ...".
+  udp-server   --bind ADDR --port P --name NAME
+      prints "listening on ADDR:P" when ready, then for every datagram "datagram IP:PORT PAYLOAD"
+      and answers it with "NAME".
+  udp-client   --host H --port P --source ADDR:PORT --count N --tag T
+      one socket bound to the source for the whole run: sends "T-0" .. "T-(N-1)", one at a
+      time, and prints the answer of each ("reply NAME") or "error ..." when none comes in time.
 
 Every network wait has a timeout; nothing loops without a bound.
 """
@@ -137,6 +143,33 @@ def probe(args):
             say("error %s: %s" % (type(e).__name__, e))
 
 
+def udp_server(args):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((args.bind, args.port))
+    say("listening on %s:%d" % (args.bind, args.port))
+    answer = args.name.encode()
+    while True:
+        data, peer = s.recvfrom(2048)
+        say("datagram %s:%d %s" % (peer[0], peer[1], data.decode(errors="replace")))
+        s.sendto(answer, peer)
+
+
+def udp_client(args):
+    addr, port = args.source.rsplit(":", 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, int(port)))
+    s.settimeout(TIMEOUT)
+    for i in range(args.count):
+        s.sendto(("%s-%d" % (args.tag, i)).encode(), (args.host, args.port))
+        try:
+            data, _ = s.recvfrom(2048)
+            say("reply %s" % data.decode(errors="replace"))
+        except Exception as e:
+            say("error %s: %s" % (type(e).__name__, e))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -151,6 +184,16 @@ def main():
     s.add_argument("--count", type=int, required=True)
     s.add_argument("--interval", type=float, default=0.05)
     s.add_argument("--stop-file")
+    s = sub.add_parser("udp-server")
+    s.add_argument("--bind", required=True)
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--name", required=True)
+    s = sub.add_parser("udp-client")
+    s.add_argument("--host", required=True)
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--source", required=True)
+    s.add_argument("--count", type=int, required=True)
+    s.add_argument("--tag", required=True)
     s = sub.add_parser("probe")
     s.add_argument("--host", required=True)
     s.add_argument("--port", type=int, required=True)
@@ -161,6 +204,8 @@ def main():
         "echo-server": echo_server,
         "echo-client": echo_client,
         "probe": probe,
+        "udp-server": udp_server,
+        "udp-client": udp_client,
     }[args.cmd](args)
 
 
