@@ -17,9 +17,8 @@ fn service_counters(stats: &serde_json::Value) -> (u64, u64) {
     let svc = stats["services"]
         .as_array()
         .and_then(|a| {
-            a.iter().find(|s| {
-                s["vip"].as_str() == Some(lvs::SEG_VIP) && s["port"].as_u64() == Some(53)
-            })
+            a.iter()
+                .find(|s| s["vip"].as_str() == Some(lvs::SEG_VIP) && s["port"].as_u64() == Some(53))
         })
         .unwrap_or_else(|| panic!("no service {}:53 in {stats}", lvs::SEG_VIP));
     let c = &svc["stats"];
