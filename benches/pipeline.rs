@@ -28,7 +28,9 @@ use std::process::ExitCode;
 use dataplane::buf::{PacketBuf, VecBuf};
 use dataplane::conn::ConnTableConfig;
 use dataplane::flow::{Addr, FlowKey, Proto};
-use dataplane::fwd::{Forwarder, ForwarderConfig, Route, Snapshot, SnapshotBuilder, Topology};
+use dataplane::fwd::{
+    Forwarder, ForwarderConfig, Route, RoutedTopology, Snapshot, SnapshotBuilder, Topology,
+};
 use dataplane::fwd::{Verdict, DEFAULT_MTU};
 use dataplane::model::{
     FwdMode, LocalAddr, RealServer, RealServerKey, SchedulerKind, Service, ServiceFlags, ServiceKey,
@@ -65,34 +67,29 @@ fn real(i: u8) -> ([u8; 4], MacAddr) {
     ([10, 1, 0, 1 + i], MacAddr([0x02, 0, 0, 0, 2, 1 + i]))
 }
 
-/// The daemon's topology (`src/worker.rs`): routing table, per-port MACs, neighbour cache; with
-/// `EPOCH` it also offers the neighbour cache's version as its epoch, so that the forwarder
-/// caches the egress towards each real server ([`Topology::epoch`]).
-struct Topo<'a, const EPOCH: bool> {
-    routes: &'a RouteTable,
-    macs: &'a [MacAddr],
-    neigh: &'a NeighCache<VecBuf>,
-}
+/// A topology without an epoch: the forwarder caches no egress, and looks route and neighbour
+/// up for every packet (the *no epoch* rows).
+struct NoEpoch<T>(T);
 
-impl<const EPOCH: bool> Topology for Topo<'_, EPOCH> {
-    #[inline]
-    fn epoch(&self) -> Option<u64> {
-        EPOCH.then(|| self.neigh.version())
-    }
-
+impl<T: Topology> Topology for NoEpoch<T> {
     #[inline]
     fn route(&self, dst: &Addr) -> Option<Route> {
-        let hit = self.routes.lookup(dst)?;
-        Some(Route {
-            port: hit.port,
-            next_hop: hit.next_hop,
-            mac: *self.macs.get(usize::from(hit.port))?,
-        })
+        self.0.route(dst)
     }
 
     #[inline]
     fn neighbour(&self, port: u16, ip: &Addr) -> Option<MacAddr> {
-        self.neigh.get(port, ip)
+        self.0.neighbour(port, ip)
+    }
+}
+
+/// The daemon's topology (`RoutedTopology`, as `src/worker/mod.rs` builds it): routing table,
+/// per-port MACs, neighbour cache, and the cache's version as the epoch.
+fn topo<'a>(routes: &'a RouteTable, neigh: &'a NeighCache<VecBuf>) -> RoutedTopology<'a, VecBuf> {
+    RoutedTopology {
+        routes,
+        macs: &PORT_MACS,
+        neigh,
     }
 }
 
@@ -259,12 +256,13 @@ struct Bench {
 
 fn forward<const EPOCH: bool>(b: &mut Bench, buf: &mut VecBuf, f: &[u8; FRAME_LEN]) -> Verdict {
     buf.reset(f, VecBuf::DEFAULT_HEADROOM);
-    let topo = Topo::<EPOCH> {
-        routes: &b.routes,
-        macs: &PORT_MACS,
-        neigh: &b.neigh,
-    };
-    b.fwd.process(&b.snap, &topo, CLIENT_PORT, buf, b.now)
+    let topo = topo(&b.routes, &b.neigh);
+    if EPOCH {
+        b.fwd.process(&b.snap, &topo, CLIENT_PORT, buf, b.now)
+    } else {
+        b.fwd
+            .process(&b.snap, &NoEpoch(topo), CLIENT_PORT, buf, b.now)
+    }
 }
 
 /// Opens `flows` connections with a full handshake and pre-builds the measured frames.
@@ -385,20 +383,17 @@ fn run<const EPOCH: bool>(b: &mut Bench, flows: &[Flow], mode: Mode, packets: u6
         if mode == Mode::Harness {
             verdicts[..n].copy_from_slice(black_box(&expected[..n]));
         } else {
-            let topo = Topo::<EPOCH> {
-                routes: &b.routes,
-                macs: &PORT_MACS,
-                neigh: &b.neigh,
-            };
-            b.fwd.process_burst(
-                &b.snap,
-                &topo,
-                &CpuPrefetch,
-                CLIENT_PORT,
-                &mut bufs[..n],
-                &mut verdicts[..n],
-                b.now,
-            );
+            let (bufs, verdicts) = (&mut bufs[..n], &mut verdicts[..n]);
+            let topo = topo(&b.routes, &b.neigh);
+            if EPOCH {
+                let t = &topo;
+                b.fwd
+                    .process_burst(&b.snap, t, &CpuPrefetch, CLIENT_PORT, bufs, verdicts, b.now);
+            } else {
+                let t = &NoEpoch(topo);
+                b.fwd
+                    .process_burst(&b.snap, t, &CpuPrefetch, CLIENT_PORT, bufs, verdicts, b.now);
+            }
         }
         for (v, want) in verdicts.iter().zip(&expected).take(n) {
             wrong += u64::from(v != want);

@@ -13,11 +13,10 @@ use std::sync::Arc;
 
 use control_api::ConnEntry;
 use dataplane::flow::Addr;
-use dataplane::fwd::{DropReason, Forwarder, Route, Topology, Verdict};
+use dataplane::fwd::{DropReason, Forwarder, RoutedTopology, Verdict};
 use dataplane::neigh::{self, NeighCache, Request as NeighRequest};
-use dataplane::route::RouteTable;
 use dataplane::rss::{RetaMap, Toeplitz};
-use dataplane::wire::{parse_frame, MacAddr};
+use dataplane::wire::parse_frame;
 use dpdk_bindings::{Clock, Mbuf, MbufBurst, Mempool, Port, QueueId, Ring};
 
 mod counters;
@@ -90,44 +89,14 @@ pub struct Worker {
 }
 
 /// Routing and neighbour lookups for the forwarder, over this worker's view.
-struct Topo<'a> {
-    routes: &'a RouteTable,
-    macs: &'a [MacAddr],
-    neigh: &'a NeighCache<Mbuf>,
-}
+type Topo<'a> = RoutedTopology<'a, Mbuf>;
 
-impl<'a> Topo<'a> {
-    /// The view of configuration `snap` and neighbour cache `neigh`.
-    fn new(snap: &'a Published, neigh: &'a NeighCache<Mbuf>) -> Topo<'a> {
-        Topo {
-            routes: &snap.routes,
-            macs: &snap.macs,
-            neigh,
-        }
-    }
-}
-
-impl Topology for Topo<'_> {
-    #[inline]
-    fn route(&self, dst: &Addr) -> Option<Route> {
-        let hit = self.routes.lookup(dst)?;
-        Some(Route {
-            port: hit.port,
-            next_hop: hit.next_hop,
-            mac: *self.macs.get(usize::from(hit.port))?,
-        })
-    }
-
-    #[inline]
-    fn neighbour(&self, port: u16, ip: &Addr) -> Option<MacAddr> {
-        self.neigh.get(port, ip)
-    }
-
-    /// Changes whenever a MAC this worker's cache would answer changes or goes: the forwarder
-    /// keeps each real server's egress (port and MACs) while it stays the same.
-    #[inline]
-    fn epoch(&self) -> Option<u64> {
-        Some(self.neigh.version())
+/// The view of configuration `snap` and neighbour cache `neigh`.
+fn topo<'a>(snap: &'a Published, neigh: &'a NeighCache<Mbuf>) -> Topo<'a> {
+    RoutedTopology {
+        routes: &snap.routes,
+        macs: &snap.macs,
+        neigh,
     }
 }
 
@@ -264,7 +233,7 @@ impl Worker {
                 *p = burst.get(i).map_or(0, |m| self.in_port(m) as u16);
             }
         }
-        let topo = Topo::new(snap, &self.neigh);
+        let topo = topo(snap, &self.neigh);
         let bufs = burst.as_mut_slice();
         match from {
             InPort::All(pi) => {
@@ -391,7 +360,7 @@ impl Worker {
 
     /// Forwards one frame (the second look of a NAT reply).
     fn forward(&mut self, snap: &Published, pi: usize, m: &mut Mbuf, now: u64) -> Verdict {
-        let topo = Topo::new(snap, &self.neigh);
+        let topo = topo(snap, &self.neigh);
         self.fwd.process(&snap.fwd, &topo, pi as u16, m, now)
     }
 

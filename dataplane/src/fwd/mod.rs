@@ -32,6 +32,7 @@ mod forwarder;
 mod icmp;
 mod laddr;
 mod rewrite;
+mod routed;
 mod snapshot;
 mod stats;
 #[cfg(test)]
@@ -41,6 +42,7 @@ mod xmit;
 pub use burst::BURST;
 pub use forwarder::{AliasMsg, Forwarder, ForwarderConfig, RssTarget};
 pub use laddr::{LocalPorts, PortRange};
+pub use routed::RoutedTopology;
 pub use snapshot::{
     PortInfo, SnapDest, SnapService, Snapshot, SnapshotBuilder, SnapshotError, DEFAULT_MTU,
 };
