@@ -202,68 +202,31 @@ pub fn lbtool(lab: &mut Lab, ns: &str, name: &str, args: &[&str]) -> usize {
     lab.spawn(ns, name, &cmd)
 }
 
-/// Starts an HTTP server on a real server answering with its name; waits until it listens.
-pub fn http_server(lab: &mut Lab, rs: &Host, bind: &str, port: u16) -> usize {
+/// Starts `lbtool.py KIND` (a server that answers with the real server's name) on `bind:port`
+/// in `rs`'s namespace, logging as `KIND-NAME`; waits until it listens.
+fn named_server(lab: &mut Lab, rs: &Host, kind: &str, bind: &str, port: u16) -> usize {
     let port = port.to_string();
-    let p = lbtool(
-        lab,
-        &rs.ns,
-        &format!("http-{}", rs.name),
-        &[
-            "http-server",
-            "--bind",
-            bind,
-            "--port",
-            &port,
-            "--name",
-            &rs.name,
-        ],
-    );
+    let log = format!("{}-{}", kind.trim_end_matches("-server"), rs.name);
+    let args = [kind, "--bind", bind, "--port", &port, "--name", &rs.name];
+    let p = lbtool(lab, &rs.ns, &log, &args);
     lab.wait_for_log(p, "listening on", Duration::from_secs(10));
     p
 }
 
+/// Starts an HTTP server on a real server answering with its name; waits until it listens.
+pub fn http_server(lab: &mut Lab, rs: &Host, bind: &str, port: u16) -> usize {
+    named_server(lab, rs, "http-server", bind, port)
+}
+
 /// Starts a line echo server greeting with its name; waits until it listens.
 pub fn echo_server(lab: &mut Lab, rs: &Host, bind: &str, port: u16) -> usize {
-    let port = port.to_string();
-    let p = lbtool(
-        lab,
-        &rs.ns,
-        &format!("echo-{}", rs.name),
-        &[
-            "echo-server",
-            "--bind",
-            bind,
-            "--port",
-            &port,
-            "--name",
-            &rs.name,
-        ],
-    );
-    lab.wait_for_log(p, "listening on", Duration::from_secs(10));
-    p
+    named_server(lab, rs, "echo-server", bind, port)
 }
 
 /// Starts a UDP server on a real server that logs every datagram and answers with its name;
 /// waits until it is bound.
 pub fn udp_server(lab: &mut Lab, rs: &Host, bind: &str, port: u16) -> usize {
-    let port = port.to_string();
-    let p = lbtool(
-        lab,
-        &rs.ns,
-        &format!("udp-{}", rs.name),
-        &[
-            "udp-server",
-            "--bind",
-            bind,
-            "--port",
-            &port,
-            "--name",
-            &rs.name,
-        ],
-    );
-    lab.wait_for_log(p, "listening on", Duration::from_secs(10));
-    p
+    named_server(lab, rs, "udp-server", bind, port)
 }
 
 /// Sends `n` datagrams `TAG-0`.. from one socket bound to `source` (`ADDR:PORT`) in `ns`, one
