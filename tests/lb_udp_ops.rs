@@ -86,19 +86,7 @@ mode = "dr"
     assert_eq!(svc["flags"]["one_packet"], true, "{svc}");
 
     // Phase 1, with -o: each datagram of the one tuple goes to the next real server.
-    let answers = lvs::udp_exchange(
-        &lab,
-        &seg.client.ns,
-        SOURCE,
-        lvs::SEG_VIP,
-        53,
-        "a",
-        DATAGRAMS,
-    );
-    let names: Vec<String> = answers
-        .iter()
-        .map(|a| a.clone().unwrap_or_else(|e| panic!("{e}: {answers:?}")))
-        .collect();
+    let names = answered_by(&lab, &seg.client.ns, "a");
     for pair in names.windows(2) {
         assert_ne!(pair[0], pair[1], "answers do not alternate: {names:?}");
     }
@@ -135,19 +123,7 @@ mode = "dr"
     let svc = lvs::api_get(&lab, &seg.director, svc_path);
     assert_eq!(svc["flags"]["one_packet"], false, "{svc}");
     lvs::ironvsadm(&lab, &seg.director, &["-Z", "-u", "192.0.2.100:53"]);
-    let answers = lvs::udp_exchange(
-        &lab,
-        &seg.client.ns,
-        SOURCE,
-        lvs::SEG_VIP,
-        53,
-        "b",
-        DATAGRAMS,
-    );
-    let names: Vec<String> = answers
-        .iter()
-        .map(|a| a.clone().unwrap_or_else(|e| panic!("{e}: {answers:?}")))
-        .collect();
+    let names = answered_by(&lab, &seg.client.ns, "b");
     let chosen = names[0].clone();
     assert!(names.iter().all(|n| *n == chosen), "{names:?}");
     for (rs, &proc) in seg.real_servers.iter().zip(&servers) {
@@ -180,4 +156,14 @@ mode = "dr"
 
     let log = lvs::stop_ironvs(&mut lab, daemon);
     lvs::check_worker_lines(&log, 1);
+}
+
+/// Sends `DATAGRAMS` datagrams `TAG-0`.. from `SOURCE` in `ns` to the VIP, one at a time, and
+/// returns the name of the real server that answered each (every one must be answered).
+fn answered_by(lab: &Lab, ns: &str, tag: &str) -> Vec<String> {
+    let answers = lvs::udp_exchange(lab, ns, SOURCE, lvs::SEG_VIP, 53, tag, DATAGRAMS);
+    answers
+        .iter()
+        .map(|a| a.clone().unwrap_or_else(|e| panic!("{e}: {answers:?}")))
+        .collect()
 }

@@ -16,15 +16,7 @@ fn test_nat_error_from_server_side_goes_to_client() {
         &[rs(2, rip(2), 8080, FwdMode::Nat)],
     );
     let mut f = forwarder();
-    let syn = frame(
-        MAC_P0,
-        MAC_ROUTER,
-        CLIENT,
-        VIP,
-        64,
-        tcp(40000, 80, SYN),
-        b"",
-    );
+    let syn = syn_in();
     let (_, sent) = run(&mut f, &snap, 0, &syn, 1000);
     // As the client sent it, seen one hop later.
     let orig = frame(
@@ -73,15 +65,7 @@ fn test_fullnat_errors_both_ways() {
         &[rs(4, rip(4), 9000, FwdMode::FullNat)],
     );
     let mut f = forwarder();
-    let syn = frame(
-        MAC_P0,
-        MAC_ROUTER,
-        CLIENT,
-        VIP,
-        64,
-        tcp(40000, 80, SYN),
-        b"",
-    );
+    let syn = syn_in();
     let (_, sent) = run(&mut f, &snap, 0, &syn, 1000);
     let lport = f.conns().iter().next().unwrap().1.lport;
     let reply = frame(

@@ -208,6 +208,19 @@ pub(super) fn forwarder() -> Forwarder {
     })
 }
 
+/// The client's SYN to the test service (port 40000 → VIP:80), as it arrives on port 0.
+pub(super) fn syn_in() -> Vec<u8> {
+    frame(
+        MAC_P0,
+        MAC_ROUTER,
+        CLIENT,
+        VIP,
+        64,
+        tcp(40000, 80, SYN),
+        b"",
+    )
+}
+
 /// The transport part of a fixture.
 #[derive(Clone, Copy)]
 pub(super) enum L4 {

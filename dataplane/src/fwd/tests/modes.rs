@@ -4,18 +4,6 @@ use super::*;
 use crate::conn::ConnState;
 use crate::fwd::{AliasMsg, DropReason};
 
-fn syn_in() -> Vec<u8> {
-    frame(
-        MAC_P0,
-        MAC_ROUTER,
-        CLIENT,
-        VIP,
-        64,
-        tcp(40000, 80, SYN),
-        b"",
-    )
-}
-
 #[test]
 fn test_dr_rewrites_macs_only() {
     let snap = snapshot(Proto::Tcp, VIP, 80, None, &[rs(5, rip(1), 80, FwdMode::Dr)]);

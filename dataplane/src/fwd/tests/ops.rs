@@ -144,15 +144,7 @@ fn test_ops_ignores_tcp() {
     ];
     let snap = snapshot_flags(Proto::Tcp, VIP, 80, None, OPS, &dests);
     let mut f = forwarder();
-    let syn = frame(
-        MAC_P0,
-        MAC_ROUTER,
-        CLIENT,
-        VIP,
-        64,
-        tcp(40000, 80, SYN),
-        b"",
-    );
+    let syn = syn_in();
     let (v, out) = run(&mut f, &snap, 0, &syn, 1000);
     assert_eq!(v, Verdict::Forward { port: 1 });
     assert_eq!(out[..6], rs_mac(1));
