@@ -39,6 +39,13 @@ impl Hop {
         macs: [0; 12],
     };
 
+    /// True when the hop was recorded for `addr` under snapshot `generation` and topology
+    /// `epoch`.
+    #[inline(always)]
+    fn holds(&self, generation: u64, epoch: u64, addr: &Addr) -> bool {
+        self.generation == generation && self.epoch == epoch && self.addr == *addr
+    }
+
     /// Sets the frame's MACs to the hop's.
     #[inline(always)]
     fn set_macs(&self, frame: &mut [u8]) {
@@ -204,25 +211,14 @@ fn reply_to<T: Topology + ?Sized>(
     let Some(route) = topo.route(dst) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
-    let epoch = topo.epoch();
-    if let (Some(epoch), Some(m)) = (epoch, hops.last()) {
-        let (g, e, hop, port) = (m.generation, m.epoch, m.addr, m.port);
-        if (g, e, port) == (generation, epoch, route.port) && hop == route.next_hop {
+    if let (Some(epoch), Some(m)) = (topo.epoch(), hops.last()) {
+        if m.holds(generation, epoch, &route.next_hop) && m.port == route.port {
             m.set_macs(frame);
-            return Verdict::Forward { port };
+            return Verdict::Forward { port: m.port };
         }
     }
-    let mac = topo.neighbour(route.port, &route.next_hop);
-    if let (Some(mac), Some(epoch), Some(m)) = (mac, epoch, hops.last_mut()) {
-        *m = Hop {
-            generation,
-            epoch,
-            addr: route.next_hop,
-            port: route.port,
-            macs: mac_pair(mac, route.mac),
-        };
-    }
-    egress_via(frame, &route, mac)
+    let next_hop = route.next_hop;
+    egress_recording(hops.last_mut(), generation, topo, frame, next_hop, &route)
 }
 
 /// [`route_to`] the real server `real` in slot `dest`, through the slot's cached hop when the
@@ -265,7 +261,7 @@ fn cached_hop<T: Topology + ?Sized>(
 ) -> Option<Hop> {
     let epoch = topo.epoch()?;
     let h = hops.get(dest.index())?;
-    (h.generation == generation && h.epoch == epoch && h.addr == *real).then_some(*h)
+    h.holds(generation, epoch, real).then_some(*h)
 }
 
 /// [`egress`] along `route` towards real server `real` in slot `dest`, recording the hop in
@@ -280,12 +276,33 @@ fn egress_to_real<T: Topology + ?Sized>(
     real: &Addr,
     route: &Route,
 ) -> Verdict {
+    egress_recording(
+        hops.get_mut(dest.index()),
+        generation,
+        topo,
+        frame,
+        *real,
+        route,
+    )
+}
+
+/// [`egress`] along `route`, recording in `slot` the hop for `addr` (a real server, or the next
+/// hop of replies) when the topology allows caching and the next hop's MAC is known.
+#[inline(always)]
+fn egress_recording<T: Topology + ?Sized>(
+    slot: Option<&mut Hop>,
+    generation: u64,
+    topo: &T,
+    frame: &mut [u8],
+    addr: Addr,
+    route: &Route,
+) -> Verdict {
     let mac = topo.neighbour(route.port, &route.next_hop);
-    if let (Some(mac), Some(epoch), Some(h)) = (mac, topo.epoch(), hops.get_mut(dest.index())) {
+    if let (Some(mac), Some(epoch), Some(h)) = (mac, topo.epoch(), slot) {
         *h = Hop {
             generation,
             epoch,
-            addr: *real,
+            addr,
             port: route.port,
             macs: mac_pair(mac, route.mac),
         };
