@@ -101,15 +101,9 @@ impl DaemonDataplane {
     }
 }
 
-fn minus(a: Counters, b: Option<&Counters>) -> Counters {
-    let Some(b) = b else { return a };
-    Counters {
-        conns: a.conns.saturating_sub(b.conns),
-        inpkts: a.inpkts.saturating_sub(b.inpkts),
-        outpkts: a.outpkts.saturating_sub(b.outpkts),
-        inbytes: a.inbytes.saturating_sub(b.inbytes),
-        outbytes: a.outbytes.saturating_sub(b.outbytes),
-    }
+/// `a` since `base`, or `a` itself without a base.
+fn minus(a: Counters, base: Option<&Counters>) -> Counters {
+    base.map_or(a, |b| a.since(b))
 }
 
 impl Dataplane for DaemonDataplane {

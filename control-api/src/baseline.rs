@@ -25,16 +25,6 @@ pub struct Baselines {
     reals: HashMap<(ServiceKey, RealServerKey), (DestId, Counters)>,
 }
 
-fn minus(a: Counters, b: &Counters) -> Counters {
-    Counters {
-        conns: a.conns.saturating_sub(b.conns),
-        inpkts: a.inpkts.saturating_sub(b.inpkts),
-        outpkts: a.outpkts.saturating_sub(b.outpkts),
-        inbytes: a.inbytes.saturating_sub(b.inbytes),
-        outbytes: a.outbytes.saturating_sub(b.outbytes),
-    }
-}
-
 impl Baselines {
     /// Takes `snap`'s raw counters as the zero point of one configured service and its real
     /// servers, or of every configured service when `only` is `None`.
@@ -71,11 +61,11 @@ impl Baselines {
     pub fn apply(&self, snap: &mut StatsSnapshot) {
         for s in &mut snap.services {
             if let Some(b) = self.services.get(&s.key) {
-                s.counters = minus(s.counters, b);
+                s.counters = s.counters.since(b);
             }
             for r in &mut s.real_servers {
                 if let Some((_, b)) = self.reals.get(&(s.key, r.key)) {
-                    r.counters = minus(r.counters, b);
+                    r.counters = r.counters.since(b);
                 }
             }
         }

@@ -41,6 +41,19 @@ pub struct Counters {
     pub outbytes: u64,
 }
 
+impl Counters {
+    /// The counts since `base` was taken (saturating: a base from before a reset gives 0).
+    pub fn since(&self, base: &Counters) -> Counters {
+        Counters {
+            conns: self.conns.saturating_sub(base.conns),
+            inpkts: self.inpkts.saturating_sub(base.inpkts),
+            outpkts: self.outpkts.saturating_sub(base.outpkts),
+            inbytes: self.inbytes.saturating_sub(base.inbytes),
+            outbytes: self.outbytes.saturating_sub(base.outbytes),
+        }
+    }
+}
+
 /// Counters and current connections of one real server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RealServerStats {
