@@ -78,6 +78,39 @@ impl ConnTable {
         Some(StateChange { from, to: from })
     }
 
+    /// [`ConnTable::on_packet`] for the common packet only, returning the entry: a plain ACK of
+    /// an ESTABLISHED connection, or a UDP datagram, pushes the expiry of live connection `id`
+    /// and gives it back. `None`, with nothing changed, for everything else (a state to move,
+    /// a template, a free slot), which `on_packet` must see. Does not advance the table's clock:
+    /// the caller has ([`ConnTable::advance_to`]), once per burst.
+    #[inline(always)]
+    pub fn touch(&mut self, id: ConnId, tcp_flags: u8, now_ms: u64) -> Option<&Conn> {
+        use super::state::tcp_flags::{ACK, FIN, RST, SYN};
+        let i = id.0 as usize;
+        let earlier = {
+            let c = &mut self.slab.get_mut(i)?.conn;
+            let timeout = match c.state {
+                ConnState::Established if tcp_flags & (SYN | FIN | RST | ACK) == ACK => {
+                    self.timeouts.tcp_established
+                }
+                ConnState::Udp => self.timeouts.udp,
+                _ => return None,
+            };
+            if !c.is_live() || c.flags & flag::TEMPLATE != 0 {
+                return None;
+            }
+            let expires = now_ms.saturating_add(u64::from(timeout) * 1000);
+            let earlier = expires < c.expires_ms;
+            c.expires_ms = expires;
+            c.timeout_s = timeout;
+            earlier
+        };
+        if earlier {
+            self.wheel.rearm(&mut self.slab, id.0);
+        }
+        self.slab.get(i).map(|e| &e.conn)
+    }
+
     /// [`ConnTable::on_packet`] through the TCP transition table (`id` is a live connection).
     #[inline(never)]
     fn transition(
@@ -259,6 +292,41 @@ mod tests {
         assert_eq!(t.loads()[1].conns(), 0);
         assert!(t.is_empty());
         assert_eq!(t.lookup(&gone[0].reply_key()), Option::None);
+    }
+
+    #[test]
+    fn test_touch_takes_only_the_common_packet() {
+        let o = Dir::Original;
+        let mut t = table(8);
+        let id = t.insert(new_conn(1, FwdMode::Dr, 2), 0).unwrap();
+        // Not established yet: the SYN and the first ACK move state, so touch leaves them.
+        assert!(t.touch(id, SYN, 100).is_none());
+        step(&mut t, id, (o, SYN, 100), (SynRecv, (0, 1), 60_100));
+        assert!(t.touch(id, ACK, 200).is_none());
+        assert_eq!(t.get(id).unwrap().expires_ms(), 60_100);
+        step(&mut t, id, (o, ACK, 200), (Established, (1, 0), 900_200));
+        // The plain ACK (PSH allowed) pushes the expiry and returns the entry.
+        let c = *t.touch(id, ACK | 0x08, 300).unwrap();
+        assert_eq!(
+            (c.state(), c.expires_ms(), c.cport),
+            (Established, 900_300, 10_001)
+        );
+        // FIN, RST or SYN on an established connection: left for on_packet, nothing changed.
+        for flags in [FIN | ACK, RST, SYN, SYN | ACK] {
+            assert!(t.touch(id, flags, 400).is_none(), "{flags:#04x}");
+        }
+        assert_eq!(t.get(id).unwrap().expires_ms(), 900_300);
+        // An earlier expiry (a shorter timeout) is rearmed in the wheel: due at 300 + 10 s.
+        t.set_timeouts(Timeouts {
+            tcp_established: 10,
+            ..Timeouts::default()
+        });
+        assert!(t.touch(id, ACK, 300).is_some());
+        assert!(expire_all(&mut t, 10_299).is_empty());
+        assert_eq!(expire_all(&mut t, 10_300).len(), 1);
+        // A freed slot and an id out of range.
+        assert!(t.touch(id, ACK, 20_000).is_none());
+        assert!(t.touch(ConnId(1000), ACK, 20_000).is_none());
     }
 
     #[test]

@@ -31,14 +31,24 @@ impl Forwarder {
         now_ms: u64,
         v: &mut Verdict,
     ) -> bool {
-        let opening = tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST;
-        if dir == Dir::Original && h.tcp_flags & opening == tcp_flags::SYN {
-            return false;
-        }
-        let live = self.conns.on_packet(id, dir, h.tcp_flags, now_ms).is_some();
-        let Some(c) = self.conns.get(id).filter(|_| live) else {
-            *v = Verdict::Drop(DropReason::NoConnection);
-            return true;
+        // The common packet moves no state; anything else, a client's bare SYN (which may reuse
+        // a closing connection, see `finish`) aside, goes through the transition table.
+        let c = match self.conns.touch(id, h.tcp_flags, now_ms) {
+            Some(c) => c,
+            None => {
+                let opening = tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST;
+                if dir == Dir::Original && h.tcp_flags & opening == tcp_flags::SYN {
+                    return false;
+                }
+                let live = self.conns.on_packet(id, dir, h.tcp_flags, now_ms).is_some();
+                match self.conns.get(id).filter(|_| live) {
+                    Some(c) => c,
+                    None => {
+                        *v = Verdict::Drop(DropReason::NoConnection);
+                        return true;
+                    }
+                }
+            }
         };
         let inbound = dir == Dir::Original;
         self.stats
