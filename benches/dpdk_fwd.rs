@@ -5,9 +5,13 @@
 //! ```text
 //! cargo bench --bench dpdk_fwd            # everything, ~6 minutes on 2 cores
 //! cargo bench --bench dpdk_fwd -- --quick # 1k and 64k flows only
+//! cargo bench --bench dpdk_fwd -- --rounds 3 --modes dr,fullnat --no-newconns --no-mem
 //! ```
 //!
-//! Options: `--flows 1024,65536`, `--modes dr,tun,nat,fullnat`, `--window-ms 2000`,
+//! Options: `--flows 1024,65536`, `--modes dr,tun,nat,fullnat`, `--rounds 1` (per flow count,
+//! testpmd and every mode run this many times, interleaved: each round's ratio divides by the
+//! testpmd run just before it, and the table shows the medians and the range of the ratios),
+//! `--window-ms 2000`,
 //! `--warmup-ms 500`, `--no-fwd`, `--no-testpmd`, `--no-newconns`, `--no-mem`, `--perf DIR` (records the
 //! worker CPU with `perf` in extra runs: DR and FullNAT, or the `--modes` given, at the middle
 //! of the `--flows` counts, and the new-connections run),
@@ -38,6 +42,7 @@ use run::{Measure, Timing};
 struct Opts {
     flows: Vec<u32>,
     modes: Vec<Mode>,
+    rounds: u32,
     timing: Timing,
     testpmd: bool,
     newconns: bool,
@@ -50,6 +55,7 @@ fn parse_opts() -> Opts {
     let mut o = Opts {
         flows: vec![1 << 10, 1 << 16, 1 << 20],
         modes: vec![Mode::Dr, Mode::Tun, Mode::Nat, Mode::FullNat],
+        rounds: 1,
         timing: Timing {
             warmup: Duration::from_millis(500),
             window: Duration::from_millis(2000),
@@ -80,9 +86,17 @@ fn parse_opts() -> Opts {
                         "tun" => Mode::Tun,
                         "nat" => Mode::Nat,
                         "fullnat" => Mode::FullNat,
-                        _ => panic!("--modes: dr, tun, nat, fullnat"),
+                        _ => usage(&format!("--modes: {m:?} (dr, tun, nat, fullnat)")),
                     })
                     .collect()
+            }
+            "--rounds" => {
+                let v = val();
+                o.rounds = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .unwrap_or_else(|| usage(&format!("--rounds: {v:?}")))
             }
             "--window-ms" => {
                 o.timing.window = Duration::from_millis(val().parse().expect("--window-ms"))
@@ -96,7 +110,7 @@ fn parse_opts() -> Opts {
             "--no-mem" => o.mem = false,
             "--perf" => o.perf = Some(PathBuf::from(val())),
             "--keep" => o.keep = true,
-            other => panic!("unknown option {other}"),
+            other => usage(other),
         }
     }
     o
@@ -116,7 +130,10 @@ fn flow_count(v: &str) -> Option<u32> {
 
 /// Says what was wrong with the command line and exits (status 2).
 fn usage(what: &str) -> ! {
-    eprintln!("dpdk_fwd: bad option {what} (flows: 1000, 64k or 1M, comma-separated)");
+    eprintln!(
+        "dpdk_fwd: bad option {what} (flows: 1000, 64k or 1M, comma-separated; rounds: a count \
+         of at least 1; see the comment at the top of benches/dpdk_fwd.rs)"
+    );
     std::process::exit(2)
 }
 
@@ -131,12 +148,67 @@ fn machine() -> String {
     format!("{model}, {cores} cores available")
 }
 
-/// One line of the forwarding table.
+/// One run: a line of the forwarding table when there is one round.
 struct Row {
     what: String,
     flows: u32,
     m: Result<Measure, String>,
+    /// The testpmd rate of the same round.
     base: Option<f64>,
+}
+
+/// The median of `v` (the mean of the middle two for an even count); `None` when empty.
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+/// A line of the forwarding table: the rounds of one mode at one flow count.
+struct Line<'a> {
+    what: &'a str,
+    flows: u32,
+    runs: Vec<&'a Row>,
+}
+
+impl Line<'_> {
+    fn mpps(&self) -> Vec<f64> {
+        self.runs
+            .iter()
+            .filter_map(|r| Some(r.m.as_ref().ok()?.mpps()))
+            .collect()
+    }
+
+    /// Each round's rate over the testpmd rate of that round.
+    fn ratios(&self) -> Vec<f64> {
+        self.runs
+            .iter()
+            .filter_map(|r| Some(r.m.as_ref().ok()?.mpps() / r.base?))
+            .collect()
+    }
+}
+
+/// The rows grouped by (what, flows), in first-run order.
+fn lines(rows: &[Row]) -> Vec<Line<'_>> {
+    let mut out: Vec<Line> = Vec::new();
+    for r in rows {
+        match out
+            .iter_mut()
+            .find(|l| l.what == r.what && l.flows == r.flows)
+        {
+            Some(l) => l.runs.push(r),
+            None => out.push(Line {
+                what: &r.what,
+                flows: r.flows,
+                runs: vec![r],
+            }),
+        }
+    }
+    out
 }
 
 fn flows_label(n: u32) -> String {
@@ -244,44 +316,46 @@ fn main() {
     let mut rows: Vec<Row> = Vec::new();
     let perf_flows = o.flows.get(o.flows.len() / 2).copied();
     for &flows in &o.flows {
-        let mut base = None;
-        if o.testpmd {
-            let case = Case {
-                mode: Mode::Dr,
-                flows,
-                load: Load::Forward,
-            };
-            let files = lab::write_pcaps(&dir, &case).expect("pcaps");
-            let m = run::testpmd(&dir, &case, &files, "io", o.timing);
-            base = m.as_ref().ok().map(Measure::mpps);
-            eprintln!("testpmd io {flows}: {:?}", m.as_ref().map(Measure::mpps));
-            rows.push(Row {
-                what: "testpmd io".into(),
-                flows,
-                m,
-                base: None,
-            });
-        }
-        for &mode in &o.modes {
-            let loads: &[Load] = match mode {
-                Mode::Nat | Mode::FullNat => &[Load::Forward, Load::Reply],
-                _ => &[Load::Forward],
-            };
-            for &load in loads {
-                let case = Case { mode, flows, load };
-                let files = lab::write_pcaps(&dir, &case).expect("pcaps");
-                let m = run::ironvs(&bin, &dir, &case, &files, o.timing, None);
-                let what = match load {
-                    Load::Reply => format!("ironvs {} reply", mode.name()),
-                    _ => format!("ironvs {}", mode.name()),
+        for _round in 0..o.rounds {
+            let mut base = None;
+            if o.testpmd {
+                let case = Case {
+                    mode: Mode::Dr,
+                    flows,
+                    load: Load::Forward,
                 };
-                eprintln!("{what} {flows}: {:?}", m.as_ref().map(Measure::mpps));
+                let files = lab::write_pcaps(&dir, &case).expect("pcaps");
+                let m = run::testpmd(&dir, &case, &files, "io", o.timing);
+                base = m.as_ref().ok().map(Measure::mpps);
+                eprintln!("testpmd io {flows}: {:?}", m.as_ref().map(Measure::mpps));
                 rows.push(Row {
-                    what,
+                    what: "testpmd io".into(),
                     flows,
                     m,
-                    base,
+                    base: None,
                 });
+            }
+            for &mode in &o.modes {
+                let loads: &[Load] = match mode {
+                    Mode::Nat | Mode::FullNat => &[Load::Forward, Load::Reply],
+                    _ => &[Load::Forward],
+                };
+                for &load in loads {
+                    let case = Case { mode, flows, load };
+                    let files = lab::write_pcaps(&dir, &case).expect("pcaps");
+                    let m = run::ironvs(&bin, &dir, &case, &files, o.timing, None);
+                    let what = match load {
+                        Load::Reply => format!("ironvs {} reply", mode.name()),
+                        _ => format!("ironvs {}", mode.name()),
+                    };
+                    eprintln!("{what} {flows}: {:?}", m.as_ref().map(Measure::mpps));
+                    rows.push(Row {
+                        what,
+                        flows,
+                        m,
+                        base,
+                    });
+                }
             }
         }
     }
@@ -289,23 +363,44 @@ fn main() {
     println!();
     println!("## Forwarding (64-byte TCP, one worker)");
     println!();
-    println!("| mode | flows | Mpps | × testpmd io | notes |");
-    println!("|---|---|---|---|---|");
-    for r in &rows {
-        let (mpps, ratio, notes) = match &r.m {
-            Ok(m) => (
-                format!("{:.3}", m.mpps()),
-                r.base
-                    .map(|b| format!("{:.2}", m.mpps() / b))
-                    .unwrap_or_else(|| "—".into()),
-                m.notes.join("; "),
-            ),
-            Err(e) => ("failed".into(), "—".into(), e.clone()),
-        };
+    if o.rounds > 1 {
         println!(
-            "| {} | {} | {mpps} | {ratio} | {notes} |",
-            r.what,
-            flows_label(r.flows)
+            "{} interleaved rounds: medians; the ratio range is the lowest and highest round.",
+            o.rounds
+        );
+        println!();
+    }
+    println!("| mode | flows | Mpps | × testpmd io | ratio range | notes |");
+    println!("|---|---|---|---|---|---|");
+    let table = lines(&rows);
+    for l in &table {
+        let ratios = l.ratios();
+        let mpps = median(l.mpps()).map_or("failed".into(), |m| format!("{m:.3}"));
+        let ratio = median(ratios.clone()).map_or("—".into(), |r| format!("{r:.2}"));
+        let range = match (
+            ratios.iter().copied().reduce(f64::min),
+            ratios.iter().copied().reduce(f64::max),
+        ) {
+            (Some(lo), Some(hi)) if ratios.len() > 1 => format!("{lo:.2}–{hi:.2}"),
+            _ => "—".into(),
+        };
+        let mut notes: Vec<String> = Vec::new();
+        for r in &l.runs {
+            let got = match &r.m {
+                Ok(m) => m.notes.clone(),
+                Err(e) => vec![format!("failed: {e}")],
+            };
+            for n in got {
+                if !notes.contains(&n) {
+                    notes.push(n);
+                }
+            }
+        }
+        println!(
+            "| {} | {} | {mpps} | {ratio} | {range} | {} |",
+            l.what,
+            flows_label(l.flows),
+            notes.join("; ")
         );
     }
 
@@ -394,9 +489,10 @@ fn main() {
     println!("## Targets");
     println!();
     let ratio = |mode: &str, flows: u32| {
-        rows.iter()
-            .find(|r| r.what == mode && r.flows == flows)
-            .and_then(|r| Some(r.m.as_ref().ok()?.mpps() / r.base?))
+        table
+            .iter()
+            .find(|l| l.what == mode && l.flows == flows)
+            .and_then(|l| median(l.ratios()))
     };
     let verdict = |ok: Option<bool>| match ok {
         Some(true) => "met",
