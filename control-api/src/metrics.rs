@@ -344,7 +344,8 @@ pub fn render(cfg: &Config, snap: &StatsSnapshot) -> prometheus::Result<String> 
         wentries
             .with_label_values(&[id, "pending"])
             .set(clamp(pending));
-        wct.with_label_values(&[id]).set(clamp(w.conn_table_entries));
+        wct.with_label_values(&[id])
+            .set(clamp(w.conn_table_entries));
     }
 
     let ppk = counter(
