@@ -220,6 +220,7 @@ impl Dataplane for DaemonDataplane {
                     aliases_accepted: f.aliases_accepted.get(),
                     aliases_refused: f.aliases_refused.get(),
                     aliases_overflow: f.alias_overflow.get(),
+                    aliases_inbox_full: c.alias_inbox_full.get(),
                     host_replies: c.host_replies.get(),
                     steered_out: c.steered_out.get(),
                     steered_in: c.steered_in.get(),
@@ -234,6 +235,10 @@ impl Dataplane for DaemonDataplane {
                     neighbour_hold_drops: n.hold_drops.get(),
                     neighbour_hold_cap_drops: n.hold_cap_drops.get(),
                     neighbour_unresolved_drops: n.unresolved_drops.get(),
+                    neighbour_held_packets: n.held_packets.get(),
+                    neighbour_entries: n.entries.get(),
+                    neighbour_pending_entries: n.pending.get(),
+                    conn_table_entries: c.conns.get(),
                 }
             })
             .collect();
@@ -358,11 +363,18 @@ mod tests {
             &n.hold_drops,
             &n.hold_cap_drops,
             &n.unresolved_drops,
+            &c.alias_inbox_full,
         ]
         .into_iter()
         .enumerate()
         {
             k.add(200 + i as u64);
+        }
+        for (i, g) in [&n.held_packets, &n.entries, &n.pending, &c.conns]
+            .into_iter()
+            .enumerate()
+        {
+            g.set(300 + i as u64);
         }
         views[0].fwd.new_conns.add(7);
         let dp = DaemonDataplane::new(
@@ -417,9 +429,21 @@ mod tests {
                 w.neighbour_hold_drops,
                 w.neighbour_hold_cap_drops,
                 w.neighbour_unresolved_drops,
+                w.aliases_inbox_full,
             ],
-            [200, 201, 202, 203, 204, 205, 206, 207, 208, 209, 210, 211, 212, 213]
+            [200, 201, 202, 203, 204, 205, 206, 207, 208, 209, 210, 211, 212, 213, 214]
         );
+        assert_eq!(
+            [
+                w.neighbour_held_packets,
+                w.neighbour_entries,
+                w.neighbour_pending_entries,
+                w.conn_table_entries,
+            ],
+            [300, 301, 302, 303]
+        );
+        // The per-worker connection-table gauges add up to the table's total.
+        assert_eq!(snap.conn_table.entries, 303);
         assert_eq!(w.drops.len(), DropReason::COUNT + WorkerDrop::COUNT);
         assert!(w.drops.values().all(|&n| n == 0));
     }

@@ -80,8 +80,9 @@ pub struct ServiceStats {
 
 /// Packets handled and dropped by one worker lcore, and what its forwarder counted.
 ///
-/// The forwarder's, the worker's own and the neighbour cache's counters were added after the
-/// first release: they default to 0 when absent, so JSON written by an older daemon still parses.
+/// The forwarder's, the worker's own and the neighbour cache's counters and the gauges (current
+/// levels, refreshed by the worker every millisecond) were added after the first release: they
+/// default to 0 when absent, so JSON written by an older daemon still parses.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct WorkerStats {
     /// Worker index.
@@ -125,6 +126,9 @@ pub struct WorkerStats {
     /// NAT reply aliases not queued because the burst's outbox was full.
     #[serde(default)]
     pub aliases_overflow: u64,
+    /// NAT reply aliases dropped because the receiving worker's inbox was full.
+    #[serde(default)]
+    pub aliases_inbox_full: u64,
     /// ARP, NDP and echo replies the director sent as a host.
     #[serde(default)]
     pub host_replies: u64,
@@ -167,6 +171,18 @@ pub struct WorkerStats {
     /// Held packets dropped because their next hop did not answer.
     #[serde(default)]
     pub neighbour_unresolved_drops: u64,
+    /// Gauge: packets held now, waiting for ARP/NDP (at most max_held_packets).
+    #[serde(default)]
+    pub neighbour_held_packets: u64,
+    /// Gauge: neighbour-cache entries (resolved and pending).
+    #[serde(default)]
+    pub neighbour_entries: u64,
+    /// Gauge: of those, entries whose resolution is in progress.
+    #[serde(default)]
+    pub neighbour_pending_entries: u64,
+    /// Gauge: connection-table entries in use on this worker.
+    #[serde(default)]
+    pub conn_table_entries: u64,
 }
 
 /// Counters of one NIC port.
@@ -432,6 +448,7 @@ mod tests {
             aliases_accepted: 13,
             aliases_refused: 14,
             aliases_overflow: 15,
+            aliases_inbox_full: 30,
             host_replies: 16,
             steered_out: 17,
             steered_in: 18,
@@ -446,6 +463,10 @@ mod tests {
             neighbour_hold_drops: 27,
             neighbour_hold_cap_drops: 28,
             neighbour_unresolved_drops: 29,
+            neighbour_held_packets: 31,
+            neighbour_entries: 32,
+            neighbour_pending_entries: 33,
+            conn_table_entries: 34,
         };
         let v = serde_json::to_value(&w).unwrap();
         assert_eq!(
@@ -455,16 +476,30 @@ mod tests {
                 "new_connections": 5, "expired_connections": 6, "reused_connections": 7,
                 "forwarded_packets": 80, "kernel_packets": 9, "icmp_errors_relayed": 10,
                 "frag_needed_sent": 11, "aliases_sent": 12, "aliases_accepted": 13,
-                "aliases_refused": 14, "aliases_overflow": 15,
+                "aliases_refused": 14, "aliases_overflow": 15, "aliases_inbox_full": 30,
                 "host_replies": 16, "steered_out": 17, "steered_in": 18, "reply_races": 19,
                 "to_kernel": 20, "from_kernel": 21, "neighbour_requests": 22,
                 "neighbour_announcements": 23, "neighbour_learned": 24, "neighbour_failures": 25,
                 "neighbour_held": 26, "neighbour_hold_drops": 27, "neighbour_hold_cap_drops": 28,
-                "neighbour_unresolved_drops": 29
+                "neighbour_unresolved_drops": 29, "neighbour_held_packets": 31,
+                "neighbour_entries": 32, "neighbour_pending_entries": 33,
+                "conn_table_entries": 34
             })
         );
         let back: WorkerStats = serde_json::from_value(v).unwrap();
         assert_eq!(back, w);
+    }
+
+    #[test]
+    fn test_openapi_describes_every_worker_stats_field() {
+        let doc: serde_json::Value = serde_json::from_str(crate::api::OPENAPI_JSON).unwrap();
+        let schema = &doc["components"]["schemas"]["WorkerStats"]["properties"];
+        let documented: Vec<&String> = schema.as_object().unwrap().keys().collect();
+        let v = serde_json::to_value(WorkerStats::default()).unwrap();
+        let fields: Vec<&String> = v.as_object().unwrap().keys().collect();
+        let mut sorted = documented.clone();
+        sorted.sort();
+        assert_eq!(sorted, fields);
     }
 
     #[test]

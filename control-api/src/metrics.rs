@@ -220,8 +220,9 @@ pub fn render(cfg: &Config, snap: &StatsSnapshot) -> prometheus::Result<String> 
         &reg,
         "ironvs_worker_aliases_total",
         "NAT reply aliases exchanged between worker lcores (sent: queued for the lcore that \
-         receives the replies, overflow: not queued as the outbox was full, accepted/refused: \
-         received from another lcore and indexed or not).",
+         receives the replies, overflow: not queued as the outbox was full, inbox_full: dropped \
+         as the receiving lcore's inbox was full, accepted/refused: received from another lcore \
+         and indexed or not).",
         &["worker", "event"],
     )?;
     let whost = counter(
@@ -261,6 +262,27 @@ pub fn render(cfg: &Config, snap: &StatsSnapshot) -> prometheus::Result<String> 
          max_held_packets, unresolved_drop: held packet dropped as resolution failed).",
         &["worker", "event"],
     )?;
+    let wheld = gauge(
+        &reg,
+        "ironvs_worker_neighbour_held_packets",
+        "Packets the worker lcore holds now while ARP/NDP resolves their next hop (at most \
+         max_held_packets).",
+        &["worker"],
+    )?;
+    let wentries = gauge(
+        &reg,
+        "ironvs_worker_neighbour_entries",
+        "Entries in the worker lcore's neighbour cache by state (resolved: MAC known, pending: \
+         resolution in progress).",
+        &["worker", "state"],
+    )?;
+    let wct = gauge(
+        &reg,
+        "ironvs_worker_conn_table_entries",
+        "Connection-table entries in use on the worker lcore (ironvs_conn_table_entries is their \
+         sum).",
+        &["worker"],
+    )?;
     for w in &snap.workers {
         let id = w.worker.to_string();
         let id = id.as_str();
@@ -285,6 +307,7 @@ pub fn render(cfg: &Config, snap: &StatsSnapshot) -> prometheus::Result<String> 
             ("accepted", w.aliases_accepted),
             ("refused", w.aliases_refused),
             ("overflow", w.aliases_overflow),
+            ("inbox_full", w.aliases_inbox_full),
         ] {
             walias.with_label_values(&[id, event]).inc_by(n);
         }
@@ -310,6 +333,19 @@ pub fn render(cfg: &Config, snap: &StatsSnapshot) -> prometheus::Result<String> 
         ] {
             wneigh.with_label_values(&[id, event]).inc_by(n);
         }
+        wheld
+            .with_label_values(&[id])
+            .set(clamp(w.neighbour_held_packets));
+        let pending = w.neighbour_pending_entries;
+        let resolved = w.neighbour_entries.saturating_sub(pending);
+        wentries
+            .with_label_values(&[id, "resolved"])
+            .set(clamp(resolved));
+        wentries
+            .with_label_values(&[id, "pending"])
+            .set(clamp(pending));
+        wct.with_label_values(&[id])
+            .set(clamp(w.conn_table_entries));
     }
 
     let ppk = counter(
@@ -436,6 +472,7 @@ mod tests {
                 aliases_accepted: 29,
                 aliases_refused: 30,
                 aliases_overflow: 31,
+                aliases_inbox_full: 32,
                 ..WorkerStats::default()
             }],
             ports: vec![],
@@ -464,6 +501,7 @@ mod tests {
             r#"ironvs_worker_aliases_total{event="accepted",worker="1"} 29"#,
             r#"ironvs_worker_aliases_total{event="refused",worker="1"} 30"#,
             r#"ironvs_worker_aliases_total{event="overflow",worker="1"} 31"#,
+            r#"ironvs_worker_aliases_total{event="inbox_full",worker="1"} 32"#,
             "# TYPE ironvs_worker_connections_total counter",
             "# HELP ironvs_worker_connections_total Connection events of the worker lcore (new: created, expired: removed by timeout, reused: a closing connection taken over by a new SYN on the same ports).",
             "# TYPE ironvs_worker_aliases_total counter",
@@ -525,5 +563,50 @@ mod tests {
             .filter(|l| l.starts_with("ironvs_worker_neighbour_events_total{"))
             .count();
         assert_eq!(neigh, 8, "one series per event");
+    }
+
+    #[test]
+    fn test_render_worker_gauges() {
+        let worker = |id, held, entries, pending, conns| WorkerStats {
+            worker: id,
+            neighbour_held_packets: held,
+            neighbour_entries: entries,
+            neighbour_pending_entries: pending,
+            conn_table_entries: conns,
+            ..WorkerStats::default()
+        };
+        let snap = StatsSnapshot {
+            workers: vec![worker(0, 61, 62, 5, 63), worker(2, 0, 7, 0, 64)],
+            ..StatsSnapshot::default()
+        };
+        let text = render(&Config::default(), &snap).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for want in [
+            r#"ironvs_worker_neighbour_held_packets{worker="0"} 61"#,
+            r#"ironvs_worker_neighbour_held_packets{worker="2"} 0"#,
+            r#"ironvs_worker_neighbour_entries{state="resolved",worker="0"} 57"#,
+            r#"ironvs_worker_neighbour_entries{state="pending",worker="0"} 5"#,
+            r#"ironvs_worker_neighbour_entries{state="resolved",worker="2"} 7"#,
+            r#"ironvs_worker_neighbour_entries{state="pending",worker="2"} 0"#,
+            r#"ironvs_worker_conn_table_entries{worker="0"} 63"#,
+            r#"ironvs_worker_conn_table_entries{worker="2"} 64"#,
+            "# TYPE ironvs_worker_neighbour_held_packets gauge",
+            "# HELP ironvs_worker_neighbour_held_packets Packets the worker lcore holds now while ARP/NDP resolves their next hop (at most max_held_packets).",
+            "# TYPE ironvs_worker_neighbour_entries gauge",
+            "# HELP ironvs_worker_neighbour_entries Entries in the worker lcore's neighbour cache by state (resolved: MAC known, pending: resolution in progress).",
+            "# TYPE ironvs_worker_conn_table_entries gauge",
+            "# HELP ironvs_worker_conn_table_entries Connection-table entries in use on the worker lcore (ironvs_conn_table_entries is their sum).",
+        ] {
+            assert!(lines.contains(&want), "missing {want}\n{text}");
+        }
+        // A pending count read after the total cannot make the resolved series negative.
+        let snap = StatsSnapshot {
+            workers: vec![worker(1, 0, 3, 4, 0)],
+            ..StatsSnapshot::default()
+        };
+        let text = render(&Config::default(), &snap).unwrap();
+        assert!(text
+            .lines()
+            .any(|l| l == r#"ironvs_worker_neighbour_entries{state="resolved",worker="1"} 0"#));
     }
 }

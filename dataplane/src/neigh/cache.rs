@@ -66,6 +66,8 @@ pub struct NeighCache<B, const H: usize = 4> {
     version: u64,
     /// Packets in all hold rings (at most `cfg.max_held`): updated wherever one enters or leaves.
     held: usize,
+    /// Entries INCOMPLETE: updated wherever an entry enters or leaves that state.
+    pending: usize,
     stats: Arc<NeighStats>,
 }
 
@@ -80,6 +82,7 @@ impl<B, const H: usize> NeighCache<B, H> {
             next_timer: u64::MAX,
             version: 0,
             held: 0,
+            pending: 0,
             stats: Arc::new(NeighStats::default()),
         }
     }
@@ -102,6 +105,20 @@ impl<B, const H: usize> NeighCache<B, H> {
     /// Packets held across all entries (at most [`NeighConfig::max_held`]).
     pub fn held(&self) -> usize {
         self.held
+    }
+
+    /// Entries still resolving (INCOMPLETE).
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// Publishes the current levels (entries, pending entries, held packets) to the gauges of
+    /// [`NeighCache::stats`]; [`NeighCache::poll`] does it on every call, so readers see them at
+    /// most one timer tick old and the packet path never writes them.
+    fn publish(&self) {
+        self.stats.entries.set(self.entries.len() as u64);
+        self.stats.pending.set(self.pending as u64);
+        self.stats.held_packets.set(self.held as u64);
     }
 
     #[inline]
@@ -180,7 +197,7 @@ impl<B, const H: usize> NeighCache<B, H> {
         });
         // pos < capacity < u32::MAX (capped in `new`); the index is sized for it.
         self.index.insert(key_hash(port, &ip), pos as u32);
-        self.stats.entries.set(self.entries.len() as u64);
+        self.pending += 1;
         self.arm(now_ms);
         Lookup::Pending
     }
@@ -196,6 +213,9 @@ impl<B, const H: usize> NeighCache<B, H> {
             if let Some(e) = self.entries.get_mut(pos) {
                 while e.hold.pop().is_some() {
                     self.held = self.held.saturating_sub(1);
+                }
+                if e.state == NeighState::Incomplete {
+                    self.pending = self.pending.saturating_sub(1);
                 }
                 e.mac = mac;
                 e.state = NeighState::Permanent;
@@ -222,7 +242,6 @@ impl<B, const H: usize> NeighCache<B, H> {
             hold: Ring::new(),
         });
         self.index.insert(key_hash(port, &ip), pos as u32);
-        self.stats.entries.set(self.entries.len() as u64);
         Ok(())
     }
 
@@ -279,12 +298,15 @@ impl<B, const H: usize> NeighCache<B, H> {
         let deadline = now_ms.saturating_add(self.cfg.reachable_ms);
         self.next_timer = self.next_timer.min(deadline);
         self.stats.learned.inc();
-        let changed = self
-            .entries
-            .get(pos)
-            .is_some_and(|e| e.state == NeighState::Incomplete || e.mac != mac);
+        let (resolved, changed) = self.entries.get(pos).map_or((false, false), |e| {
+            let resolved = e.state == NeighState::Incomplete;
+            (resolved, resolved || e.mac != mac)
+        });
         if changed {
             self.version = self.version.wrapping_add(1);
+        }
+        if resolved {
+            self.pending = self.pending.saturating_sub(1);
         }
         let Some(e) = self.entries.get_mut(pos) else {
             return Released::none();
@@ -298,11 +320,15 @@ impl<B, const H: usize> NeighCache<B, H> {
     }
 
     /// Runs the timers: hands requests to `emit`, expires entries, and hands the held packets of
-    /// failed resolutions to `free`. Call every few milliseconds.
-    pub fn poll(&mut self, now_ms: u64, mut emit: impl FnMut(Request), mut free: impl FnMut(B)) {
-        if now_ms < self.next_timer {
-            return;
+    /// failed resolutions to `free`; then publishes the gauges. Call every few milliseconds.
+    pub fn poll(&mut self, now_ms: u64, emit: impl FnMut(Request), free: impl FnMut(B)) {
+        if now_ms >= self.next_timer {
+            self.run_timers(now_ms, emit, free);
         }
+        self.publish();
+    }
+
+    fn run_timers(&mut self, now_ms: u64, mut emit: impl FnMut(Request), mut free: impl FnMut(B)) {
         let cfg = self.cfg;
         let mut next = u64::MAX;
         let mut pos = 0;
@@ -369,8 +395,12 @@ impl<B, const H: usize> NeighCache<B, H> {
                 .map_or(0, |e| key_hash(e.port, &e.ip))
         });
         // Whatever it still holds is dropped with it.
-        let gone = self.entries.get(pos).map_or(0, |e| e.hold.len);
-        self.held = self.held.saturating_sub(gone);
+        if let Some(e) = self.entries.get(pos) {
+            self.held = self.held.saturating_sub(e.hold.len);
+            if e.state == NeighState::Incomplete {
+                self.pending = self.pending.saturating_sub(1);
+            }
+        }
         if pos != last {
             if let Some((moved_slot, _)) = self
                 .entries
@@ -382,7 +412,6 @@ impl<B, const H: usize> NeighCache<B, H> {
         }
         self.entries.swap_remove(pos);
         self.version = self.version.wrapping_add(1);
-        self.stats.entries.set(self.entries.len() as u64);
     }
 
     /// Removes the entry for `ip` on `port`, returning whether it existed (held packets are dropped).
@@ -690,6 +719,41 @@ mod tests {
         assert_eq!(c.add_static(0, ip(11), MAC), Ok(()));
         assert_eq!(c.get(0, &ip(11)), Some(MAC));
         assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn test_poll_publishes_entries_and_pending() {
+        let mut c = cache();
+        let gauges = |c: &NeighCache<u32>| {
+            let s = c.stats();
+            (s.entries.get(), s.pending.get())
+        };
+        for i in 10..14 {
+            assert_eq!(c.resolve(0, ip(i), src(), 0), Lookup::Pending);
+        }
+        assert_eq!(c.add_static(0, ip(20), MAC), Ok(()));
+        assert_eq!(gauges(&c), (0, 0), "nothing published before a poll");
+        poll(&mut c, 0);
+        assert_eq!(gauges(&c), (5, 4));
+        // Learned, turned static, removed: each leaves the pending ones; only removal leaves
+        // the cache. Refreshing a learned entry changes nothing.
+        let _ = c.learn(0, &ip(10), MAC, 1);
+        let _ = c.learn(0, &ip(10), MAC2, 2);
+        assert_eq!(c.add_static(0, ip(11), MAC), Ok(()));
+        assert!(c.remove(0, &ip(12)));
+        assert_eq!((c.len(), c.pending()), (4, 1));
+        poll(&mut c, 3);
+        assert_eq!(gauges(&c), (4, 1));
+        // Entry 13 fails after three unanswered requests.
+        for t in [1000, 2000, 3000] {
+            poll(&mut c, t);
+        }
+        assert_eq!(gauges(&c), (3, 0));
+        // A new resolution counts again, and a stale entry refreshed by a probe never does.
+        assert_eq!(c.resolve(0, ip(14), src(), 3001), Lookup::Pending);
+        assert_eq!(c.resolve(0, ip(10), src(), 40_000), Lookup::Known(MAC2));
+        poll(&mut c, 3001);
+        assert_eq!(gauges(&c), (4, 1));
     }
 
     #[test]

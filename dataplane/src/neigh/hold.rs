@@ -202,6 +202,39 @@ mod tests {
         assert_eq!(c.stats().hold_cap_drops.get(), 0);
     }
 
+    /// The gauge `held_packets` as the last `poll` published it.
+    fn published(c: &mut NeighCache<u32>, now: u64) -> u64 {
+        c.poll(now, |_| {}, drop);
+        c.stats().held_packets.get()
+    }
+
+    #[test]
+    fn test_held_gauge_follows_the_current_level() {
+        let mut c = capped(3);
+        assert_eq!(published(&mut c, 0), 0);
+        fill(&mut c);
+        // Holding writes no gauge: the level appears at the next timer tick.
+        assert_eq!(c.stats().held_packets.get(), 0);
+        assert_eq!(published(&mut c, 1), 10);
+        // A full queue swapping its oldest and a refusal at the cap leave the level as it was,
+        // while the cumulative counter goes on counting.
+        assert_eq!(c.hold(0, &ip(10), 11), Err(1));
+        assert_eq!(c.hold(0, &ip(12), 12), Err(12));
+        assert_eq!(published(&mut c, 2), 10);
+        assert_eq!(c.stats().held.get(), 11);
+        // Resolution releases 4, removal drops 4: the level goes down with them.
+        assert_eq!(c.learn(0, &ip(10), MAC, 3).count(), 4);
+        assert_eq!(published(&mut c, 3), 6);
+        assert!(c.remove(0, &ip(11)));
+        assert_eq!(published(&mut c, 4), 2);
+        // Entry 12 goes unanswered: its 2 packets are freed when it fails, and the level is 0.
+        for t in [1000, 2000] {
+            assert_eq!(published(&mut c, t), 2);
+        }
+        assert_eq!(published(&mut c, 3000), 0);
+        assert_eq!(c.stats().unresolved_drops.get(), 2);
+    }
+
     #[test]
     fn test_hold_cap_zero_holds_nothing() {
         let mut c: NeighCache<u32> = NeighCache::new(NeighConfig {

@@ -103,14 +103,14 @@ pub struct NeighEntry {
     pub updated_ms: u64,
 }
 
-/// Counters of one cache (single writer: the owning core).
+/// Counters and gauges of one cache (single writer: the owning core).
 #[derive(Debug, Default)]
 pub struct NeighStats {
     /// Requests (ARP requests, neighbour solicitations) handed to the worker to send.
     pub requests_sent: Counter,
     /// Entries confirmed or updated by [`super::NeighCache::learn`].
     pub learned: Counter,
-    /// Packets put on a hold queue.
+    /// Packets put on a hold queue (cumulative; `held_packets` is the current level).
     pub held: Counter,
     /// Held packets dropped because their queue was full (or no resolution was pending).
     pub hold_drops: Counter,
@@ -122,6 +122,10 @@ pub struct NeighStats {
     pub unresolved_drops: Counter,
     /// Lookups refused because the cache was full.
     pub table_full: Counter,
-    /// Entries in the cache.
+    /// Entries in the cache (published by [`super::NeighCache::poll`], like the gauges below).
     pub entries: Gauge,
+    /// Of those, entries still resolving (INCOMPLETE).
+    pub pending: Gauge,
+    /// Packets on hold queues now (at most [`NeighConfig::max_held`]).
+    pub held_packets: Gauge,
 }
