@@ -36,13 +36,14 @@ mod run;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use lab::{Case, Load, Mode};
+use lab::{Case, EalMemory, Load, Mode};
 use run::{Measure, Timing};
 
 struct Opts {
     flows: Vec<u32>,
     modes: Vec<Mode>,
     rounds: u32,
+    memory: EalMemory,
     timing: Timing,
     testpmd: bool,
     newconns: bool,
@@ -56,6 +57,7 @@ fn parse_opts() -> Opts {
         flows: vec![1 << 10, 1 << 16, 1 << 20],
         modes: vec![Mode::Dr, Mode::Tun, Mode::Nat, Mode::FullNat],
         rounds: 1,
+        memory: EalMemory::Small,
         timing: Timing {
             warmup: Duration::from_millis(500),
             window: Duration::from_millis(2000),
@@ -104,6 +106,7 @@ fn parse_opts() -> Opts {
             "--warmup-ms" => {
                 o.timing.warmup = Duration::from_millis(val().parse().expect("--warmup-ms"))
             }
+            "--huge" => o.memory = EalMemory::Huge,
             "--no-testpmd" => o.testpmd = false,
             "--no-fwd" => o.flows.clear(),
             "--no-newconns" => o.newconns = false,
@@ -228,6 +231,7 @@ fn profile(
     flows: u32,
     modes: &[Mode],
     t: Timing,
+    memory: EalMemory,
 ) {
     let _ = std::fs::create_dir_all(out);
     println!();
@@ -237,6 +241,7 @@ fn profile(
             mode,
             flows,
             load: Load::Forward,
+            memory,
         };
         let files = lab::write_pcaps(dir, &case).expect("pcaps");
         let data = out.join(format!("perf-{}-{flows}.data", mode.name()));
@@ -323,6 +328,7 @@ fn main() {
                     mode: Mode::Dr,
                     flows,
                     load: Load::Forward,
+                    memory: o.memory,
                 };
                 let files = lab::write_pcaps(&dir, &case).expect("pcaps");
                 let m = run::testpmd(&dir, &case, &files, "io", o.timing);
@@ -341,7 +347,12 @@ fn main() {
                     _ => &[Load::Forward],
                 };
                 for &load in loads {
-                    let case = Case { mode, flows, load };
+                    let case = Case {
+                        mode,
+                        flows,
+                        load,
+                        memory: o.memory,
+                    };
                     let files = lab::write_pcaps(&dir, &case).expect("pcaps");
                     let m = run::ironvs(&bin, &dir, &case, &files, o.timing, None);
                     let what = match load {
@@ -411,7 +422,7 @@ fn main() {
         } else {
             o.modes.clone()
         };
-        profile(&bin, &dir, d, flows, &modes, o.timing);
+        profile(&bin, &dir, d, flows, &modes, o.timing, o.memory);
     }
 
     let mut newconn = None;
@@ -420,6 +431,7 @@ fn main() {
             mode: Mode::FullNat,
             flows: 1 << 20,
             load: Load::NewConns,
+            memory: o.memory,
         };
         let files = lab::write_pcaps(&dir, &case).expect("pcaps");
         let m = run::ironvs(&bin, &dir, &case, &files, o.timing, None);

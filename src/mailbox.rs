@@ -54,6 +54,21 @@ pub struct Mailbox {
     pub requests: ArrayQueue<Request>,
 }
 
+/// Hands every message waiting in `q` to `f`. Workers poll their inboxes on every loop, and the
+/// inboxes are nearly always empty: `pop` on an empty queue confirms it with a full fence (a
+/// locked instruction, three per loop for the three inboxes, ~1 % of the worker at full rate),
+/// while the emptiness check is two plain loads. A message pushed while the check runs waits
+/// for the next loop, microseconds later.
+#[inline]
+pub fn drain<T>(q: &ArrayQueue<T>, mut f: impl FnMut(T)) {
+    if q.is_empty() {
+        return;
+    }
+    while let Some(m) = q.pop() {
+        f(m);
+    }
+}
+
 impl Default for Mailbox {
     fn default() -> Self {
         Mailbox {
@@ -61,5 +76,24 @@ impl Default for Mailbox {
             learned: ArrayQueue::new(LEARNED),
             requests: ArrayQueue::new(REQUESTS),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_drain_takes_every_waiting_message_in_order() {
+        let q = ArrayQueue::new(4);
+        let mut got = Vec::new();
+        drain(&q, |m: u32| got.push(m));
+        assert!(got.is_empty());
+        for m in [7, 8, 9] {
+            q.push(m).unwrap();
+        }
+        drain(&q, |m| got.push(m));
+        assert_eq!(got, [7, 8, 9]);
+        assert!(q.is_empty());
     }
 }

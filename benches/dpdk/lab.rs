@@ -30,6 +30,8 @@ const PORTS_PER_LIP: u32 = 65535 - 1024 + 1;
 /// Bytes one mbuf takes in the pool: with `--no-huge` the pages are 4 KiB and a mempool object
 /// (2176 data room + 128 header + pool header) may not cross a page, so one page each.
 const MBUF_BYTES: u64 = 4096;
+/// The same on huge pages, where objects pack (2176 + 128 + the pool's header, rounded up).
+const MBUF_BYTES_HUGE: u64 = 2560;
 
 /// Forwarding mode under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +76,27 @@ pub enum Load {
     NewConns,
 }
 
+/// Where both programs' EAL memory (mbufs, rings) comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EalMemory {
+    /// `--no-huge`: anonymous 4 KiB pages; needs nothing from the host.
+    Small,
+    /// `--in-memory` on 2 MiB huge pages the host has reserved (`vm.nr_hugepages`; the bench
+    /// never changes it): no hugetlbfs mount and no files left behind.
+    Huge,
+}
+
+impl EalMemory {
+    /// The EAL arguments for `mb` MiB of memory.
+    pub fn args(self, mb: u64) -> [String; 3] {
+        let mode = match self {
+            EalMemory::Small => "--no-huge",
+            EalMemory::Huge => "--in-memory",
+        };
+        [mode.into(), "-m".into(), mb.to_string()]
+    }
+}
+
 /// One measured configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct Case {
@@ -83,6 +106,8 @@ pub struct Case {
     pub flows: u32,
     /// What is replayed.
     pub load: Load,
+    /// EAL memory of both programs.
+    pub memory: EalMemory,
 }
 
 impl Case {
@@ -118,7 +143,11 @@ impl Case {
 
     /// EAL `-m` in MiB for that pool (the same for both programs).
     pub fn mem_mb(&self) -> u64 {
-        u64::from(self.mbufs()) * MBUF_BYTES / (1 << 20) + 1024
+        let per_mbuf = match self.memory {
+            EalMemory::Small => MBUF_BYTES,
+            EalMemory::Huge => MBUF_BYTES_HUGE,
+        };
+        u64::from(self.mbufs()) * per_mbuf / (1 << 20) + 1024
     }
 }
 
@@ -236,7 +265,7 @@ pub fn ironvs_config(case: &Case, files: &Files, prefix: &str, api: SocketAddr) 
         c,
         r#"[eal]
 file_prefix = "{prefix}"
-args = ["--no-huge", "-m", "{mem}"]
+args = [{eal}]
 
 [cpu]
 main_cpu = 0
@@ -293,7 +322,11 @@ address = "{RS}"
 port = {rport}
 mode = "{mode}"
 "#,
-        mem = case.mem_mb(),
+        eal = case
+            .memory
+            .args(case.mem_mb())
+            .map(|a| format!("{a:?}"))
+            .join(", "),
         mbufs = case.mbufs(),
         rport = case.mode.rport(),
         mode = case.mode.name(),

@@ -336,16 +336,9 @@ pub fn testpmd(
     t: Timing,
 ) -> Result<Measure, String> {
     let prefix = format!("tpbench{}", std::process::id());
-    let mut args: Vec<String> = vec![
-        "-l".into(),
-        "0,1".into(),
-        "--main-lcore=0".into(),
-        "--no-huge".into(),
-        "-m".into(),
-        case.mem_mb().to_string(),
-        "--no-pci".into(),
-        format!("--file-prefix={prefix}"),
-    ];
+    let mut args: Vec<String> = vec!["-l".into(), "0,1".into(), "--main-lcore=0".into()];
+    args.extend(case.memory.args(case.mem_mb()));
+    args.extend(["--no-pci".into(), format!("--file-prefix={prefix}")]);
     for v in lab::vdevs(files) {
         args.push(format!("--vdev={v}"));
     }

@@ -28,7 +28,7 @@ use tx::flush;
 pub use counters::{WorkerCounters, WorkerDrop};
 pub use neighbours::neigh_cache;
 
-use crate::mailbox::{Mailbox, Request};
+use crate::mailbox::{drain, Mailbox, Request};
 use crate::ports::Steering;
 use crate::prefetch::CpuPrefetch;
 use crate::state::{Published, Shared};
@@ -403,12 +403,10 @@ impl Worker {
 
     fn read_inboxes(&mut self, inbox: &Mailbox, snap: &Published, b: &mut Bursts, now: u64) {
         accept_aliases(&mut self.fwd, inbox, now);
-        while let Some(l) = inbox.learned.pop() {
-            self.learn(snap, l.port, l.ip, l.mac, b, now);
-        }
-        while let Some(req) = inbox.requests.pop() {
-            self.answer(req, now);
-        }
+        drain(&inbox.learned, |l| {
+            self.learn(snap, l.port, l.ip, l.mac, b, now)
+        });
+        drain(&inbox.requests, |req| self.answer(req, now));
     }
 
     /// Answers a control-plane request (off the packet path: it may allocate).
@@ -492,7 +490,7 @@ impl Worker {
 
 /// Indexes every NAT reply alias waiting in `inbox`.
 fn accept_aliases(fwd: &mut Forwarder, inbox: &Mailbox, now: u64) {
-    while let Some(msg) = inbox.aliases.pop() {
+    drain(&inbox.aliases, |msg| {
         fwd.accept_alias(&msg, now);
-    }
+    });
 }
