@@ -25,6 +25,18 @@ impl Exclusive {
         drop(guard);
         Some(r)
     }
+
+    /// Takes the flag until [`Exclusive::release`]; false if another thread holds it.
+    #[inline]
+    pub(crate) fn take(&self) -> bool {
+        !self.0.swap(true, Ordering::Acquire)
+    }
+
+    /// Gives back a flag taken with [`Exclusive::take`].
+    #[inline]
+    pub(crate) fn release(&self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// Clears the flag even if `f` unwinds.
@@ -47,5 +59,16 @@ mod tests {
         assert_eq!(e.with(|| e.with(|| 1)), Some(None));
         assert_eq!(e.with(|| 2), Some(2));
         assert_eq!(std::mem::align_of::<Exclusive>(), 64);
+    }
+
+    #[test]
+    fn test_taken_flag_refuses_bursts_until_released() {
+        let e = Exclusive::default();
+        assert!(e.take());
+        assert!(!e.take());
+        assert_eq!(e.with(|| 1), None);
+        e.release();
+        assert_eq!(e.with(|| 2), Some(2));
+        assert!(e.take());
     }
 }

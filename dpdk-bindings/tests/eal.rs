@@ -262,6 +262,55 @@ fn test_ring_ports_carry_bytes_and_count_packets() {
 }
 
 #[test]
+fn test_leased_rx_queue_is_the_lessee_s_alone_until_dropped() {
+    let Some(_eal) = eal() else { return };
+    let pool = pool("t_lease", 255);
+    let (a, b) = (ring("t_lease_a", 64), ring("t_lease_b", 64));
+    let p0 = started(
+        Port::from_rings("t_lease_p0", &[&a], &[&b]).unwrap(),
+        &pool,
+        &small_cfg(),
+    );
+    let p1 = Arc::new(started(
+        Port::from_rings("t_lease_p1", &[&b], &[&a]).unwrap(),
+        &pool,
+        &small_cfg(),
+    ));
+    let send = |tags: &[u8]| {
+        let mut tx = MbufBurst::<32>::new();
+        for &t in tags {
+            tx.push(mbuf_with(&pool, &frame(t, 60))).unwrap();
+        }
+        assert_eq!(p0.tx_burst(Q0, &mut tx), tags.len());
+    };
+    // A frame's first byte is 31 × its tag.
+    let tags =
+        |rx: &mut MbufBurst<32>| -> Vec<u8> { rx.drain().map(|m| m.data()[0] / 31).collect() };
+    let lease = p1.lease_rx(Q0).unwrap();
+    assert_eq!(lease.port().name().unwrap(), "net_ring_t_lease_p1");
+    // Held: a second lease and per-burst calls get nothing, even with packets waiting.
+    assert!(p1.lease_rx(Q0).is_none());
+    assert!(p1.lease_rx(QueueId(5)).is_none());
+    send(&[1, 2]);
+    let mut rx = MbufBurst::<32>::new();
+    assert_eq!(p1.rx_burst(Q0, &mut rx), 0);
+    assert_eq!(lease.rx_burst(&mut rx), 2);
+    assert_eq!(tags(&mut rx), [1, 2]);
+    // Dropped: the queue is free again, for bursts and for a new lease.
+    drop(lease);
+    send(&[3]);
+    assert_eq!(p1.rx_burst(Q0, &mut rx), 1);
+    assert_eq!(tags(&mut rx), [3]);
+    let again = p1.lease_rx(Q0).unwrap();
+    send(&[4]);
+    assert_eq!(again.rx_burst(&mut rx), 1);
+    assert_eq!(tags(&mut rx), [4]);
+    drop(again);
+    drop((p0, p1));
+    assert_eq!(pool.in_use(), 0);
+}
+
+#[test]
 fn test_tx_burst_keeps_what_the_ring_did_not_take() {
     let Some(_eal) = eal() else { return };
     let pool = pool("t_full", 63);

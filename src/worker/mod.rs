@@ -17,6 +17,7 @@ use dataplane::fwd::{DropReason, Forwarder, RoutedTopology, Verdict};
 use dataplane::neigh::{self, NeighCache, Request as NeighRequest};
 use dataplane::rss::{RetaMap, Toeplitz};
 use dataplane::wire::parse_frame;
+use dpdk_bindings::port::RxQueue;
 use dpdk_bindings::{Clock, Mbuf, MbufBurst, Mempool, Port, QueueId, Ring};
 
 mod counters;
@@ -143,6 +144,19 @@ impl Worker {
         let mut next_timer = 0u64;
         let mut ready = false;
         let q = QueueId(self.index);
+        // This worker's RX queues, held for the whole loop (no atomic operation per burst); a
+        // queue that cannot be leased is polled through the per-burst flag instead.
+        let lease = |p: &Arc<Port>| {
+            let l = p.lease_rx(q);
+            if l.is_none() {
+                log::debug!("worker {}: RX {q} of {} not leased", self.index, p.id());
+            }
+            l
+        };
+        let data_rx: Vec<Option<RxQueue>> = self.ports.iter().map(|p| lease(&p.port)).collect();
+        let kernel_rx: Vec<Option<RxQueue>> = (self.ports.iter())
+            .map(|p| p.kernel.as_ref().and_then(lease))
+            .collect();
         while !self.stop.load(Ordering::Relaxed) {
             let now = clock.now_ms();
             let snap: &Arc<Published> = cache.load();
@@ -161,7 +175,10 @@ impl Worker {
             }
 
             for pi in (0..n).filter(|_| ready) {
-                let got = self.ports[pi].port.rx_burst(q, &mut rx);
+                let got = match &data_rx[pi] {
+                    Some(l) => l.rx_burst(&mut rx),
+                    None => self.ports[pi].port.rx_burst(q, &mut rx),
+                };
                 if got > 0 {
                     self.counters.rx.add(got as u64);
                     if self.ports[pi].steering == Steering::Software {
@@ -181,7 +198,10 @@ impl Worker {
                     }
                 }
                 if let Some(k) = &self.ports[pi].kernel {
-                    let got = k.rx_burst(q, &mut rx);
+                    let got = match &kernel_rx[pi] {
+                        Some(l) => l.rx_burst(&mut rx),
+                        None => k.rx_burst(q, &mut rx),
+                    };
                     if got > 0 {
                         self.counters.from_kernel.add(got as u64);
                         for m in rx.drain() {
