@@ -483,7 +483,42 @@ mod tests {
     use crate::conn::testutil::{new_conn, table};
     use crate::flow::Addr;
     use crate::model::FwdMode;
+    use crate::prefetch::Prefetch;
     use crate::sched::DestId;
+
+    /// Records the cache lines (address / 64) it is asked to prefetch.
+    #[derive(Default)]
+    struct Lines(std::cell::RefCell<Vec<usize>>);
+
+    impl Prefetch for Lines {
+        fn prefetch<T>(&self, r: &T) {
+            self.0
+                .borrow_mut()
+                .push(std::ptr::from_ref(r) as usize / 64);
+        }
+    }
+
+    #[test]
+    fn test_prefetch_entry_covers_the_lines_a_packet_reads() {
+        let mut t = table(16);
+        for i in 0..8 {
+            t.insert(new_conn(i, FwdMode::FullNat, 1), 0).unwrap();
+        }
+        for (id, c) in t.iter() {
+            let start = std::ptr::from_ref(c) as usize;
+            let lines = |end: usize| {
+                let mut v: Vec<usize> = (start / 64..=(start + end - 1) / 64).collect();
+                v.dedup();
+                v
+            };
+            let pf = Lines::default();
+            t.prefetch_entry(id.0, &pf);
+            let mut fetched = pf.0.into_inner();
+            fetched.dedup();
+            // A packet reads bytes 0..96 at most (FullNAT); nothing outside is fetched.
+            assert_eq!(fetched, lines(96), "entry {} at {}", id.0, start % 64);
+        }
+    }
 
     #[test]
     fn test_bytes_per_conn() {
