@@ -14,7 +14,7 @@ use std::sync::Arc;
 use control_api::ConnEntry;
 use dataplane::flow::Addr;
 use dataplane::fwd::{DropReason, Forwarder, RoutedTopology, Verdict};
-use dataplane::neigh::{self, NeighCache, Request as NeighRequest};
+use dataplane::neigh::{self, Request as NeighRequest};
 use dataplane::rss::{RetaMap, Toeplitz};
 use dataplane::wire::parse_frame;
 use dpdk_bindings::port::RxQueue;
@@ -27,7 +27,7 @@ mod tx;
 use tx::flush;
 
 pub use counters::{WorkerCounters, WorkerDrop};
-pub use neighbours::neigh_cache;
+pub use neighbours::{neigh_cache, Neighbours, HOLD_PER_NEIGHBOUR};
 
 use crate::mailbox::{drain, Mailbox, Request};
 use crate::ports::Steering;
@@ -81,7 +81,7 @@ pub struct Worker {
     /// Connection table, schedulers, forwarding counters.
     pub fwd: Forwarder,
     /// Next-hop MAC addresses.
-    pub neigh: NeighCache<Mbuf>,
+    pub neigh: Neighbours,
     /// Set to stop.
     pub stop: Arc<AtomicBool>,
     /// Set once the initial configuration (the configuration file's or the saved services) is
@@ -90,10 +90,10 @@ pub struct Worker {
 }
 
 /// Routing and neighbour lookups for the forwarder, over this worker's view.
-type Topo<'a> = RoutedTopology<'a, Mbuf>;
+type Topo<'a> = RoutedTopology<'a, Mbuf, HOLD_PER_NEIGHBOUR>;
 
 /// The view of configuration `snap` and neighbour cache `neigh`.
-fn topo<'a>(snap: &'a Published, neigh: &'a NeighCache<Mbuf>) -> Topo<'a> {
+fn topo<'a>(snap: &'a Published, neigh: &'a Neighbours) -> Topo<'a> {
     RoutedTopology {
         routes: &snap.routes,
         macs: &snap.macs,

@@ -12,9 +12,18 @@ use super::{Bursts, Worker, WorkerDrop};
 use crate::mailbox::Learned;
 use crate::state::Published;
 
+/// Frames one unresolved neighbour may hold while ARP/NDP asks (the oldest go first beyond it),
+/// within the worker's `max_held_packets`. Linux holds ~100 per address (`unres_qlen`); four,
+/// the data plane's default, dropped 28 of the 32 SYN-ACKs a cold FullNAT director received at
+/// once in the peers bench, each a client retransmission a second later.
+pub const HOLD_PER_NEIGHBOUR: usize = 64;
+
+/// A worker's neighbour cache.
+pub type Neighbours = NeighCache<Mbuf, HOLD_PER_NEIGHBOUR>;
+
 /// A worker's neighbour cache with settings `cfg`, holding the configured static neighbours
 /// (port index, IP, MAC).
-pub fn neigh_cache(cfg: NeighConfig, statics: &[(u16, Addr, MacAddr)]) -> NeighCache<Mbuf> {
+pub fn neigh_cache(cfg: NeighConfig, statics: &[(u16, Addr, MacAddr)]) -> Neighbours {
     let mut cache = NeighCache::new(cfg);
     for &(port, ip, mac) in statics {
         if let Err(e) = cache.add_static(port, ip, mac) {
