@@ -185,6 +185,11 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), DaemonError> {
                     port: Arc::clone(p),
                     kernel: k.clone(),
                     steering: *s,
+                    // Held by this worker from now on (its TX bursts take no flag).
+                    tx: p.lease_tx(dpdk_bindings::QueueId(i as u16)),
+                    kernel_tx: k
+                        .as_ref()
+                        .and_then(|k| k.lease_tx(dpdk_bindings::QueueId(i as u16))),
                 })
                 .collect(),
             port_index: port_index.clone(),

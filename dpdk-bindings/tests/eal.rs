@@ -262,7 +262,7 @@ fn test_ring_ports_carry_bytes_and_count_packets() {
 }
 
 #[test]
-fn test_leased_rx_queue_is_the_lessee_s_alone_until_dropped() {
+fn test_leased_queues_are_the_lessee_s_alone_until_dropped() {
     let Some(_eal) = eal() else { return };
     let pool = pool("t_lease", 255);
     let (a, b) = (ring("t_lease_a", 64), ring("t_lease_b", 64));
@@ -306,6 +306,24 @@ fn test_leased_rx_queue_is_the_lessee_s_alone_until_dropped() {
     assert_eq!(again.rx_burst(&mut rx), 1);
     assert_eq!(tags(&mut rx), [4]);
     drop(again);
+    // TX: while p0's queue is leased, only the lease sends.
+    let p0 = Arc::new(p0);
+    let tx = p0.lease_tx(Q0).unwrap();
+    assert!(p0.lease_tx(Q0).is_none());
+    let mut out = MbufBurst::<32>::new();
+    out.push(mbuf_with(&pool, &frame(5, 60))).unwrap();
+    assert_eq!(p0.tx_burst(Q0, &mut out), 0);
+    assert_eq!(out.len(), 1);
+    assert_eq!(tx.tx_burst(&mut out), 1);
+    assert!(out.is_empty());
+    assert_eq!(tx.tx_burst(&mut out), 0);
+    assert_eq!(p1.rx_burst(Q0, &mut rx), 1);
+    assert_eq!(tags(&mut rx), [5]);
+    drop(tx);
+    out.push(mbuf_with(&pool, &frame(6, 60))).unwrap();
+    assert_eq!(p0.tx_burst(Q0, &mut out), 1);
+    assert_eq!(p1.rx_burst(Q0, &mut rx), 1);
+    assert_eq!(tags(&mut rx), [6]);
     drop((p0, p1));
     assert_eq!(pool.in_use(), 0);
 }

@@ -17,7 +17,7 @@ use dataplane::fwd::{DropReason, Forwarder, RoutedTopology, Verdict};
 use dataplane::neigh::{self, Request as NeighRequest};
 use dataplane::rss::{RetaMap, Toeplitz};
 use dataplane::wire::parse_frame;
-use dpdk_bindings::port::RxQueue;
+use dpdk_bindings::port::{RxQueue, TxQueue};
 use dpdk_bindings::{Clock, Mbuf, MbufBurst, Mempool, Port, QueueId, Ring};
 
 mod counters;
@@ -48,6 +48,11 @@ pub struct WorkerPort {
     pub kernel: Option<Arc<Port>>,
     /// How flows reach their worker.
     pub steering: Steering,
+    /// The worker's TX queue on `port`, leased for good (`None`: sent through the per-burst
+    /// flag instead).
+    pub tx: Option<TxQueue>,
+    /// The same on `kernel`.
+    pub kernel_tx: Option<TxQueue>,
 }
 
 /// Software steering: `rings[from][to]` carries frames worker `from` received for worker `to`.
@@ -309,7 +314,7 @@ impl Worker {
             return false;
         };
         if tx.spare() < burst.len() {
-            flush(tx, &p.port, QueueId(self.index), &self.counters, true);
+            flush(tx, p.egress(QueueId(self.index)), &self.counters, true);
         }
         // After a flush the TX burst is empty and takes a whole RX burst.
         tx.take_from(burst);

@@ -99,13 +99,8 @@ impl Worker {
             HostVerdict::NotForHost => {
                 if self.ports[pi].kernel.is_some() {
                     self.counters.to_kernel.inc();
-                    push_or_flush(
-                        &mut b.kernel[pi],
-                        m,
-                        self.ports[pi].kernel.as_deref(),
-                        QueueId(self.index),
-                        &self.counters,
-                    );
+                    let out = self.ports[pi].kernel_egress(QueueId(self.index));
+                    push_or_flush(&mut b.kernel[pi], m, out, &self.counters);
                 } else {
                     self.counters.count_drop(WorkerDrop::NoKernelPath);
                 }
@@ -133,8 +128,7 @@ impl Worker {
             push_or_flush(
                 &mut b.tx[usize::from(port)],
                 m,
-                Some(&wp.port),
-                q,
+                Some(wp.egress(q)),
                 &self.counters,
             );
         }

@@ -3,9 +3,49 @@
 
 use dataplane::buf::PacketBuf;
 use dataplane::wire::MacAddr;
+use dpdk_bindings::port::TxQueue;
 use dpdk_bindings::{Mbuf, MbufBurst, Port, QueueId};
 
-use super::{Bursts, Worker, WorkerCounters, WorkerDrop, BURST};
+use super::{Bursts, Worker, WorkerCounters, WorkerDrop, WorkerPort, BURST};
+
+/// Where a worker transmits on one port: its leased TX queue, or, when no lease could be taken,
+/// its queue through the port's per-burst flag.
+#[derive(Clone, Copy)]
+pub(super) enum Egress<'a> {
+    Leased(&'a TxQueue),
+    Shared(&'a Port, QueueId),
+}
+
+impl Egress<'_> {
+    #[inline]
+    fn tx_burst(self, burst: &mut MbufBurst<BURST>) -> usize {
+        match self {
+            Egress::Leased(t) => t.tx_burst(burst),
+            Egress::Shared(p, q) => p.tx_burst(q, burst),
+        }
+    }
+}
+
+impl WorkerPort {
+    /// How worker queue `q` transmits on the data port.
+    #[inline]
+    pub(super) fn egress(&self, q: QueueId) -> Egress<'_> {
+        match &self.tx {
+            Some(t) => Egress::Leased(t),
+            None => Egress::Shared(&self.port, q),
+        }
+    }
+
+    /// How worker queue `q` transmits on the kernel interface, if there is one.
+    #[inline]
+    pub(super) fn kernel_egress(&self, q: QueueId) -> Option<Egress<'_>> {
+        match (&self.kernel_tx, &self.kernel) {
+            (Some(t), _) => Some(Egress::Leased(t)),
+            (None, Some(k)) => Some(Egress::Shared(k, q)),
+            (None, None) => None,
+        }
+    }
+}
 
 impl Worker {
     pub(super) fn steer_out(&mut self, to: usize, m: Mbuf, b: &mut Bursts) {
@@ -41,21 +81,16 @@ impl Worker {
         let Some(p) = self.ports.get(port) else {
             return;
         };
-        push_or_flush(
-            &mut b.tx[port],
-            m,
-            Some(&p.port),
-            QueueId(self.index),
-            &self.counters,
-        );
+        let out = Some(p.egress(QueueId(self.index)));
+        push_or_flush(&mut b.tx[port], m, out, &self.counters);
     }
 
     pub(super) fn flush_all(&self, b: &mut Bursts) {
         let q = QueueId(self.index);
         for (pi, p) in self.ports.iter().enumerate() {
-            flush(&mut b.tx[pi], &p.port, q, &self.counters, true);
-            if let Some(k) = &p.kernel {
-                flush(&mut b.kernel[pi], k, q, &self.counters, false);
+            flush(&mut b.tx[pi], p.egress(q), &self.counters, true);
+            if let Some(k) = p.kernel_egress(q) {
+                flush(&mut b.kernel[pi], k, &self.counters, false);
             }
         }
         for to in 0..b.steer.len() {
@@ -79,12 +114,11 @@ pub(super) fn set_macs(m: &mut Mbuf, dst: MacAddr, src: MacAddr) {
 pub(super) fn push_or_flush(
     burst: &mut MbufBurst<BURST>,
     m: Mbuf,
-    port: Option<&Port>,
-    q: QueueId,
+    out: Option<Egress>,
     counters: &WorkerCounters,
 ) {
     if let Err(m) = burst.push(m) {
-        flush_then_push(burst, m, port, q, counters);
+        flush_then_push(burst, m, out, counters);
     }
 }
 
@@ -93,12 +127,11 @@ pub(super) fn push_or_flush(
 fn flush_then_push(
     burst: &mut MbufBurst<BURST>,
     m: Mbuf,
-    port: Option<&Port>,
-    q: QueueId,
+    out: Option<Egress>,
     counters: &WorkerCounters,
 ) {
-    if let Some(p) = port {
-        flush(burst, p, q, counters, true);
+    if let Some(out) = out {
+        flush(burst, out, counters, true);
     }
     if burst.push(m).is_err() {
         counters.count_drop(WorkerDrop::TxFull);
@@ -109,15 +142,14 @@ fn flush_then_push(
 #[inline]
 pub(super) fn flush(
     burst: &mut MbufBurst<BURST>,
-    port: &Port,
-    q: QueueId,
+    out: Egress,
     counters: &WorkerCounters,
     data: bool,
 ) {
     if burst.is_empty() {
         return;
     }
-    let sent = port.tx_burst(q, burst);
+    let sent = out.tx_burst(burst);
     if data {
         counters.tx.add(sent as u64);
     }

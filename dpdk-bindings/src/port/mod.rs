@@ -5,8 +5,9 @@
 //! the per-queue fast path ([`Port::rx_burst`], [`Port::tx_burst`]) takes `&self`, so one
 //! `Arc<Port>` can be shared by every worker. DPDK queues are single-threaded: each queue must be
 //! used by one thread at a time, and a per-queue busy flag enforces it (a call that finds the
-//! queue busy moves nothing and returns 0). A thread that polls a queue for good leases it
-//! ([`Port::lease_rx`]): the flag is taken once, and its bursts need no atomic operation.
+//! queue busy moves nothing and returns 0). A thread that uses a queue for good leases it
+//! ([`Port::lease_rx`], [`Port::lease_tx`]): the flag is taken once, and its bursts need no
+//! atomic operation.
 
 use std::ffi::{c_char, CStr, CString};
 use std::fmt;
@@ -22,7 +23,7 @@ use crate::sys;
 mod config;
 mod lease;
 pub use config::{rss_hf, tx_offload, LinkStatus, PortConfig, PortInfo, PortStats, RssConfig};
-pub use lease::RxQueue;
+pub use lease::{RxQueue, TxQueue};
 
 /// An ethdev port id; prints as `port0`.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
