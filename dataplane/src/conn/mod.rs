@@ -27,6 +27,7 @@
 mod entry;
 mod hash;
 mod index;
+mod lookup;
 pub mod state;
 mod table;
 pub mod template;

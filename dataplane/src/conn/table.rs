@@ -4,24 +4,26 @@
 //! Everything is allocated in [`ConnTable::new`]; no operation allocates. Each worker core owns
 //! one table, so nothing here is shared or atomic. The table's clock is the latest `now_ms` any
 //! call passed it; no clock is read.
+//!
+//! This module builds the table and places and removes entries; finding them (hashes, lookups,
+//! the staged lookup of a burst and its prefetches) is in `lookup.rs`, and what packets and time
+//! do to them in `update.rs`.
 
 use super::entry::{flag, Conn, Entry, NewConn};
-use super::hash::{hash_flow, hash_flow_v4, random_seed, v4_prefix};
-use super::index::{Index, Probe};
+use super::hash::{random_seed, v4_prefix};
+use super::index::Index;
 use super::state::ConnState;
 use super::wheel::{Link, Wheel, NIL};
 use super::{ConnId, Dir, InsertError};
-use crate::flow::{Addr, FlowKey, Proto};
+use crate::flow::Proto;
 use crate::model::Timeouts;
-use crate::prefetch::Prefetch;
 use crate::sched::DestLoad;
-use crate::wire::Ipv4TcpHead;
 
 /// Reply-direction bit of an index reference.
-const REPLY_BIT: u32 = 1 << 31;
+pub(super) const REPLY_BIT: u32 = 1 << 31;
 /// The entry and direction an index reference names.
 #[inline(always)]
-fn decode_ref(r: u32) -> (ConnId, Dir) {
+pub(super) fn decode_ref(r: u32) -> (ConnId, Dir) {
     let dir = if r & REPLY_BIT != 0 {
         Dir::Reply
     } else {
@@ -72,7 +74,7 @@ pub struct ConnTable {
     pub(super) timeouts: Timeouts,
     pub(super) seed: u64,
     /// [`v4_prefix`] of `seed`, for [`ConnTable::hash_v4`].
-    v4_prefix: u64,
+    pub(super) v4_prefix: u64,
     pub(super) now_ms: u64,
     /// Moves whenever a key enters or leaves the index (see [`ConnTable::index_version`]).
     pub(super) version: u64,
@@ -177,113 +179,6 @@ impl ConnTable {
     /// The counts, for threshold updates (`DestLoad::set_thresholds`).
     pub fn loads_mut(&mut self) -> &mut [DestLoad] {
         &mut self.loads
-    }
-
-    /// The index hash of a flow key (for hashing a burst before looking it up).
-    #[inline]
-    pub fn hash(&self, key: &FlowKey) -> u64 {
-        hash_flow(self.seed, key)
-    }
-
-    /// [`ConnTable::hash`] of an IPv4 key given as (addresses, ports), the same value in fewer
-    /// steps.
-    #[inline(always)]
-    pub fn hash_v4(&self, addrs: ([u8; 4], [u8; 4]), ports: (u16, u16), proto: Proto) -> u64 {
-        hash_flow_v4(self.seed, self.v4_prefix, addrs, ports, proto)
-    }
-
-    /// The connection a packet with this key belongs to, and the direction it travels.
-    #[inline]
-    pub fn lookup(&self, key: &FlowKey) -> Option<(ConnId, Dir)> {
-        self.lookup_hashed(self.hash(key), key)
-    }
-
-    /// [`ConnTable::lookup`] with the hash from [`ConnTable::hash`].
-    #[inline(always)]
-    pub fn lookup_hashed(&self, hash: u64, key: &FlowKey) -> Option<(ConnId, Dir)> {
-        let r = self.index.find(hash, |r| self.ref_matches(r, key))?;
-        Some(decode_ref(r))
-    }
-
-    /// Stage one of a burst lookup: reads the index line of `hash` and no entry, so that the
-    /// index misses of a burst's packets overlap (see [`ConnTable::resolve`]).
-    #[inline(always)]
-    pub fn probe(&self, hash: u64) -> Probe {
-        self.index.probe(hash)
-    }
-
-    /// Stage two: confirms `probe` against the candidate entry's key (reading that entry), or
-    /// looks up in full when the bucket could not tell. Same answer as [`ConnTable::lookup`]
-    /// as long as [`ConnTable::index_version`] has not moved since the probe.
-    #[inline(always)]
-    pub fn resolve(&self, probe: Probe, hash: u64, key: &FlowKey) -> Option<(ConnId, Dir)> {
-        match probe {
-            Probe::Absent => None,
-            Probe::Candidate(r) if self.ref_matches(r, key) => Some(decode_ref(r)),
-            Probe::Candidate(_) | Probe::Unsure => self.lookup_hashed(hash, key),
-        }
-    }
-
-    /// [`ConnTable::resolve`] for the key of an IPv4 TCP head, comparing the candidate entry's
-    /// fields with the head's directly.
-    #[inline(always)]
-    pub fn resolve_v4(&self, probe: Probe, hash: u64, h: &Ipv4TcpHead) -> Option<(ConnId, Dir)> {
-        if let Probe::Candidate(r) = probe {
-            if r & REPLY_BIT == 0 {
-                let hit = self.slab.get(r as usize).is_some_and(|e| {
-                    let c = &e.conn;
-                    c.flags & flag::TEMPLATE == 0
-                        && (c.cport, c.vport, c.proto) == (h.sport, h.dport, Proto::Tcp)
-                        && c.client == Addr::v4(h.src)
-                        && c.vip == Addr::v4(h.dst)
-                });
-                if hit {
-                    return Some(decode_ref(r));
-                }
-            }
-        }
-        if probe == Probe::Absent {
-            return None;
-        }
-        self.resolve(probe, hash, &h.flow_key())
-    }
-
-    /// Prefetches the index line of `hash`, so that a burst's index misses are in flight
-    /// together before the first [`ConnTable::probe`].
-    #[inline(always)]
-    pub fn prefetch_index(&self, hash: u64, pf: &impl Prefetch) {
-        self.index.prefetch(hash, pf);
-    }
-
-    /// Prefetches every cache line a packet reads of the entry that index reference `r` (a
-    /// [`Probe::Candidate`]) names: bytes 0..96, at most three lines, whose first, middle and
-    /// last are those of bytes 0, 64 and 95.
-    #[inline(always)]
-    pub fn prefetch_entry(&self, r: u32, pf: &impl Prefetch) {
-        if let Some(e) = self.slab.get((r & !REPLY_BIT) as usize) {
-            pf.prefetch(&e.conn.client);
-            pf.prefetch(&e.conn.real);
-            pf.prefetch(&e.conn.local.0[15]);
-        }
-    }
-
-    /// Changes whenever a key is added to or removed from the index: probes and resolutions
-    /// taken before it moved may be stale.
-    #[inline(always)]
-    pub fn index_version(&self) -> u64 {
-        self.version
-    }
-
-    /// True when index reference `r` is the entry (and direction) of `key`.
-    #[inline(always)]
-    fn ref_matches(&self, r: u32, key: &FlowKey) -> bool {
-        self.slab.get((r & !REPLY_BIT) as usize).is_some_and(|e| {
-            if r & REPLY_BIT != 0 {
-                e.conn.reply_key() == *key
-            } else {
-                e.conn.flags & flag::TEMPLATE == 0 && e.conn.orig_key() == *key
-            }
-        })
     }
 
     /// The entry `id`, if in use.
@@ -481,44 +376,8 @@ fn initial_state(proto: Proto) -> ConnState {
 mod tests {
     use super::*;
     use crate::conn::testutil::{new_conn, table};
-    use crate::flow::Addr;
     use crate::model::FwdMode;
-    use crate::prefetch::Prefetch;
     use crate::sched::DestId;
-
-    /// Records the cache lines (address / 64) it is asked to prefetch.
-    #[derive(Default)]
-    struct Lines(std::cell::RefCell<Vec<usize>>);
-
-    impl Prefetch for Lines {
-        fn prefetch<T>(&self, r: &T) {
-            self.0
-                .borrow_mut()
-                .push(std::ptr::from_ref(r) as usize / 64);
-        }
-    }
-
-    #[test]
-    fn test_prefetch_entry_covers_the_lines_a_packet_reads() {
-        let mut t = table(16);
-        for i in 0..8 {
-            t.insert(new_conn(i, FwdMode::FullNat, 1), 0).unwrap();
-        }
-        for (id, c) in t.iter() {
-            let start = std::ptr::from_ref(c) as usize;
-            let lines = |end: usize| {
-                let mut v: Vec<usize> = (start / 64..=(start + end - 1) / 64).collect();
-                v.dedup();
-                v
-            };
-            let pf = Lines::default();
-            t.prefetch_entry(id.0, &pf);
-            let mut fetched = pf.0.into_inner();
-            fetched.dedup();
-            // A packet reads bytes 0..96 at most (FullNAT); nothing outside is fetched.
-            assert_eq!(fetched, lines(96), "entry {} at {}", id.0, start % 64);
-        }
-    }
 
     #[test]
     fn test_bytes_per_conn() {
@@ -532,37 +391,6 @@ mod tests {
             1024 * 112 + 256 * 64 + 4096 * 4 + 4 * std::mem::size_of::<DestLoad>()
         );
         assert_eq!(t.capacity(), 1024);
-    }
-
-    #[test]
-    fn test_lookup_both_directions() {
-        let mut t = table(16);
-        let nat = t.insert(new_conn(1, FwdMode::Nat, 1), 0).unwrap();
-        let fnat = t.insert(new_conn(2, FwdMode::FullNat, 2), 0).unwrap();
-        let dr = t.insert(new_conn(3, FwdMode::Dr, 3), 0).unwrap();
-        for id in [nat, fnat, dr] {
-            let c = *t.get(id).unwrap();
-            assert_eq!(t.lookup(&c.orig_key()), Some((id, Dir::Original)));
-            assert_eq!(c.owner, 0);
-            assert!(!c.is_alias() && !c.is_template());
-        }
-        let c = *t.get(nat).unwrap();
-        let reply = c.reply_key();
-        assert_eq!(reply.saddr, Addr::v4([10, 0, 0, 1]));
-        assert_eq!(reply.daddr, c.client);
-        assert_eq!(t.lookup(&reply), Some((nat, Dir::Reply)));
-        let c = *t.get(fnat).unwrap();
-        assert_eq!(c.reply_key().daddr, Addr::v4([10, 0, 1, 1]));
-        assert_eq!(c.reply_key().dport, 5002);
-        assert_eq!(t.lookup(&c.reply_key()), Some((fnat, Dir::Reply)));
-        // DR replies bypass the director: no reply entry.
-        let c = *t.get(dr).unwrap();
-        assert_eq!(t.lookup(&c.reply_key()), None);
-        // Keys read backwards are other flows.
-        assert_eq!(t.lookup(&c.orig_key().reversed()), None);
-        let h = t.hash(&reply);
-        assert_eq!(t.lookup_hashed(h, &reply), Some((nat, Dir::Reply)));
-        assert_eq!(t.len(), 3);
     }
 
     #[test]
