@@ -52,36 +52,25 @@ impl ConnTable {
         tcp_flags: u8,
         now_ms: u64,
     ) -> Option<StateChange> {
-        use super::state::tcp_flags::{ACK, FIN, RST, SYN};
         self.advance(now_ms);
-        let e = self.slab.get_mut(id.0 as usize)?;
-        let c = &mut e.conn;
+        if let Some(c) = self.touch(id, tcp_flags, now_ms) {
+            return Some(StateChange {
+                from: c.state,
+                to: c.state,
+            });
+        }
+        let c = &self.slab.get(id.0 as usize)?.conn;
         if !c.is_live() || c.flags & flag::TEMPLATE != 0 {
             return None;
         }
-        let from = c.state;
-        // Every transition table maps (ESTABLISHED, ACK row) to ESTABLISHED; UDP has one state.
-        let timeout = match from {
-            ConnState::Established if tcp_flags & (SYN | FIN | RST | ACK) == ACK => {
-                self.timeouts.tcp_established
-            }
-            ConnState::Udp => self.timeouts.udp,
-            _ => return self.transition(id, dir, tcp_flags, now_ms),
-        };
-        let expires = now_ms.saturating_add(u64::from(timeout) * 1000);
-        let earlier = expires < c.expires_ms;
-        c.expires_ms = expires;
-        c.timeout_s = timeout;
-        if earlier {
-            self.wheel.rearm(&mut self.slab, id.0);
-        }
-        Some(StateChange { from, to: from })
+        self.transition(id, dir, tcp_flags, now_ms)
     }
 
     /// [`ConnTable::on_packet`] for the common packet only, returning the entry: a plain ACK of
     /// an ESTABLISHED connection, or a UDP datagram, pushes the expiry of live connection `id`
     /// and gives it back. `None`, with nothing changed, for everything else (a state to move,
-    /// a template, a free slot), which `on_packet` must see. Does not advance the table's clock:
+    /// a template, a free slot), which `on_packet` handles. Every transition table maps
+    /// (ESTABLISHED, ACK row) to ESTABLISHED, and UDP has one state. Does not advance the table's clock:
     /// the caller has ([`ConnTable::advance_to`]), once per burst.
     #[inline(always)]
     pub fn touch(&mut self, id: ConnId, tcp_flags: u8, now_ms: u64) -> Option<&Conn> {
