@@ -251,11 +251,7 @@ impl ConnTable {
     /// Moves the table's clock to `now_ms` (never back), as every call taking a time does;
     /// [`ConnTable::touch`] leaves it to the caller.
     #[inline(always)]
-    pub fn advance_to(&mut self, now_ms: u64) {
-        self.advance(now_ms);
-    }
-
-    pub(super) fn advance(&mut self, now_ms: u64) {
+    pub fn advance(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
     }
 

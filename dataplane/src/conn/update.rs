@@ -71,7 +71,7 @@ impl ConnTable {
     /// and gives it back. `None`, with nothing changed, for everything else (a state to move,
     /// a template, a free slot), which `on_packet` handles. Every transition table maps
     /// (ESTABLISHED, ACK row) to ESTABLISHED, and UDP has one state. Does not advance the table's clock:
-    /// the caller has ([`ConnTable::advance_to`]), once per burst.
+    /// the caller has ([`ConnTable::advance`]), once per burst.
     #[inline(always)]
     pub fn touch(&mut self, id: ConnId, tcp_flags: u8, now_ms: u64) -> Option<&Conn> {
         use super::state::tcp_flags::{ACK, FIN, RST, SYN};

@@ -77,7 +77,7 @@ impl Forwarder {
         if snap.generation() != self.generation {
             self.install(snap);
         }
-        self.conns.advance_to(now_ms);
+        self.conns.advance(now_ms);
         for (bufs, verdicts) in bufs.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
             let n = bufs.len().min(verdicts.len()).min(BURST);
             let mut pfs = [ParsedFrame::EMPTY; BURST];
