@@ -12,50 +12,68 @@ use super::{Port, QueueId};
 use crate::burst::MbufBurst;
 use crate::sys;
 
-/// RX queue `q` of a started port, held by the thread that leased it ([`Port::lease_rx`]).
+/// A queue's busy flag, taken for as long as this value lives: what both leases are.
 #[derive(Debug)]
-pub struct RxQueue {
+struct Held {
     port: Arc<Port>,
     q: QueueId,
+    tx: bool,
 }
+
+impl Held {
+    /// Takes the flag of RX (or, with `tx`, TX) queue `q` of a started `port`.
+    fn take(port: &Arc<Port>, q: QueueId, tx: bool) -> Option<Held> {
+        let flags = if tx { &port.txq } else { &port.rxq };
+        if !port.started || !flags.get(usize::from(q.0))?.take() {
+            return None;
+        }
+        Some(Held {
+            port: Arc::clone(port),
+            q,
+            tx,
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let flags = if self.tx {
+            &self.port.txq
+        } else {
+            &self.port.rxq
+        };
+        if let Some(flag) = flags.get(usize::from(self.q.0)) {
+            flag.release();
+        }
+    }
+}
+
+/// RX queue `q` of a started port, held by the thread that leased it ([`Port::lease_rx`]).
+#[derive(Debug)]
+pub struct RxQueue(Held);
 
 /// TX queue `q` of a started port, held by whoever leased it ([`Port::lease_tx`]).
 #[derive(Debug)]
-pub struct TxQueue {
-    port: Arc<Port>,
-    q: QueueId,
-}
+pub struct TxQueue(Held);
 
 impl Port {
     /// Leases RX queue `q` until the returned [`RxQueue`] is dropped; `None` if the queue is not
     /// configured, the port is not started, or another lease or a burst holds the queue.
     pub fn lease_rx(self: &Arc<Port>, q: QueueId) -> Option<RxQueue> {
-        if !self.started || !self.rxq.get(usize::from(q.0))?.take() {
-            return None;
-        }
-        Some(RxQueue {
-            port: Arc::clone(self),
-            q,
-        })
+        Held::take(self, q, false).map(RxQueue)
     }
 
     /// Leases TX queue `q` until the returned [`TxQueue`] is dropped; `None` as for
     /// [`Port::lease_rx`].
     pub fn lease_tx(self: &Arc<Port>, q: QueueId) -> Option<TxQueue> {
-        if !self.started || !self.txq.get(usize::from(q.0))?.take() {
-            return None;
-        }
-        Some(TxQueue {
-            port: Arc::clone(self),
-            q,
-        })
+        Held::take(self, q, true).map(TxQueue)
     }
 }
 
 impl RxQueue {
     /// The port this queue belongs to.
     pub fn port(&self) -> &Arc<Port> {
-        &self.port
+        &self.0.port
     }
 
     /// Receives up to `out.spare()` packets into `out`; returns how many ([`Port::rx_burst`]
@@ -67,25 +85,17 @@ impl RxQueue {
         // SAFETY: the lease holds the queue's flag (taken in `lease_rx` on a started port whose
         // queue exists), so no other thread is in this queue; the port cannot be stopped while
         // it is shared through the `Arc` the lease keeps; ptr has `spare` writable slots.
-        let n = unsafe { sys::rte_eth_rx_burst(self.port.id.0, self.q.0, ptr, spare) };
+        let n = unsafe { sys::rte_eth_rx_burst(self.0.port.id.0, self.0.q.0, ptr, spare) };
         // SAFETY: the PMD wrote n received mbufs, now owned by the burst.
         unsafe { out.commit(usize::from(n)) };
         usize::from(n)
     }
 }
 
-impl Drop for RxQueue {
-    fn drop(&mut self) {
-        if let Some(flag) = self.port.rxq.get(usize::from(self.q.0)) {
-            flag.release();
-        }
-    }
-}
-
 impl TxQueue {
     /// The port this queue belongs to.
     pub fn port(&self) -> &Arc<Port> {
-        &self.port
+        &self.0.port
     }
 
     /// Sends mbufs from the front of `burst`; what the queue did not take stays in `burst`,
@@ -101,16 +111,8 @@ impl TxQueue {
         // queue exists), so no other thread is in this queue; the port cannot be stopped while
         // it is shared through the `Arc` the lease keeps; slots 0..len are owned mbufs, and the
         // PMD takes ownership of the first n.
-        let n = unsafe { sys::rte_eth_tx_burst(self.port.id.0, self.q.0, burst.as_ptr(), len) };
+        let n = unsafe { sys::rte_eth_tx_burst(self.0.port.id.0, self.0.q.0, burst.as_ptr(), len) };
         burst.consume_front(usize::from(n));
         usize::from(n)
-    }
-}
-
-impl Drop for TxQueue {
-    fn drop(&mut self) {
-        if let Some(flag) = self.port.txq.get(usize::from(self.q.0)) {
-            flag.release();
-        }
     }
 }
