@@ -175,6 +175,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), DaemonError> {
             counters: Arc::clone(&counters),
             neigh: Arc::clone(neigh.stats()),
         });
+        let q = dpdk_bindings::QueueId(i as u16);
         let worker = Worker {
             index: i as u16,
             ports: data_ports
@@ -185,11 +186,11 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<(), DaemonError> {
                     port: Arc::clone(p),
                     kernel: k.clone(),
                     steering: *s,
-                    // Held by this worker from now on (its TX bursts take no flag).
-                    tx: p.lease_tx(dpdk_bindings::QueueId(i as u16)),
-                    kernel_tx: k
-                        .as_ref()
-                        .and_then(|k| k.lease_tx(dpdk_bindings::QueueId(i as u16))),
+                    // Held by this worker from now on (its bursts take no flag).
+                    rx: p.lease_rx(q),
+                    tx: p.lease_tx(q),
+                    kernel_rx: k.as_ref().and_then(|k| k.lease_rx(q)),
+                    kernel_tx: k.as_ref().and_then(|k| k.lease_tx(q)),
                 })
                 .collect(),
             port_index: port_index.clone(),

@@ -48,10 +48,14 @@ pub struct WorkerPort {
     pub kernel: Option<Arc<Port>>,
     /// How flows reach their worker.
     pub steering: Steering,
-    /// The worker's TX queue on `port`, leased for good (`None`: sent through the per-burst
+    /// The worker's RX queue on `port`, leased for good (`None`: polled through the per-burst
     /// flag instead).
+    pub rx: Option<RxQueue>,
+    /// Its TX queue on `port`, the same way.
     pub tx: Option<TxQueue>,
-    /// The same on `kernel`.
+    /// Its RX queue on `kernel`.
+    pub kernel_rx: Option<RxQueue>,
+    /// Its TX queue on `kernel`.
     pub kernel_tx: Option<TxQueue>,
 }
 
@@ -149,19 +153,6 @@ impl Worker {
         let mut next_timer = 0u64;
         let mut ready = false;
         let q = QueueId(self.index);
-        // This worker's RX queues, held for the whole loop (no atomic operation per burst); a
-        // queue that cannot be leased is polled through the per-burst flag instead.
-        let lease = |p: &Arc<Port>| {
-            let l = p.lease_rx(q);
-            if l.is_none() {
-                log::debug!("worker {}: RX {q} of {} not leased", self.index, p.id());
-            }
-            l
-        };
-        let data_rx: Vec<Option<RxQueue>> = self.ports.iter().map(|p| lease(&p.port)).collect();
-        let kernel_rx: Vec<Option<RxQueue>> = (self.ports.iter())
-            .map(|p| p.kernel.as_ref().and_then(lease))
-            .collect();
         while !self.stop.load(Ordering::Relaxed) {
             let now = clock.now_ms();
             let snap: &Arc<Published> = cache.load();
@@ -180,10 +171,7 @@ impl Worker {
             }
 
             for pi in (0..n).filter(|_| ready) {
-                let got = match &data_rx[pi] {
-                    Some(l) => l.rx_burst(&mut rx),
-                    None => self.ports[pi].port.rx_burst(q, &mut rx),
-                };
+                let got = self.ports[pi].receive(q, &mut rx);
                 if got > 0 {
                     self.counters.rx.add(got as u64);
                     if self.ports[pi].steering == Steering::Software {
@@ -202,11 +190,8 @@ impl Worker {
                         self.forward_burst(snap, &mut rx, InPort::All(pi), &mut b, now);
                     }
                 }
-                if let Some(k) = &self.ports[pi].kernel {
-                    let got = match &kernel_rx[pi] {
-                        Some(l) => l.rx_burst(&mut rx),
-                        None => k.rx_burst(q, &mut rx),
-                    };
+                if self.ports[pi].kernel.is_some() {
+                    let got = self.ports[pi].kernel_receive(q, &mut rx);
                     if got > 0 {
                         self.counters.from_kernel.add(got as u64);
                         for m in rx.drain() {

@@ -1,5 +1,6 @@
 //! The worker's transmit side: TX bursts per port, kernel-interface bursts, and the
 //! software-steering rings to other workers; what a queue does not take is dropped and counted.
+//! Also how a worker reaches its queues: through the leases it holds, or the per-burst flag.
 
 use dataplane::buf::PacketBuf;
 use dataplane::wire::MacAddr;
@@ -27,6 +28,25 @@ impl Egress<'_> {
 }
 
 impl WorkerPort {
+    /// Receives on worker queue `q` of the data port: through its lease, or the per-burst flag.
+    #[inline]
+    pub(super) fn receive(&self, q: QueueId, out: &mut MbufBurst<BURST>) -> usize {
+        match &self.rx {
+            Some(l) => l.rx_burst(out),
+            None => self.port.rx_burst(q, out),
+        }
+    }
+
+    /// [`WorkerPort::receive`] on the kernel interface (nothing without one).
+    #[inline]
+    pub(super) fn kernel_receive(&self, q: QueueId, out: &mut MbufBurst<BURST>) -> usize {
+        match (&self.kernel_rx, &self.kernel) {
+            (Some(l), _) => l.rx_burst(out),
+            (None, Some(k)) => k.rx_burst(q, out),
+            (None, None) => 0,
+        }
+    }
+
     /// How worker queue `q` transmits on the data port.
     #[inline]
     pub(super) fn egress(&self, q: QueueId) -> Egress<'_> {
