@@ -429,55 +429,30 @@ mod tests {
         assert!(a.numeric && a.exact);
         let a = parse("ironvsadm -L -n --stats");
         assert!(!a.workers_listing().unwrap());
-        for (line, err) in [
-            (
-                "ironvsadm -L --workers -c",
-                "--workers cannot be combined with -c",
-            ),
-            (
-                "ironvsadm --workers --stats",
-                "--workers cannot be combined with --stats",
-            ),
-            (
-                "ironvsadm --workers --rate",
-                "--workers cannot be combined with --rate",
-            ),
-            (
-                "ironvsadm --workers --thresholds",
-                "--workers cannot be combined with --thresholds",
-            ),
-            (
-                "ironvsadm --workers --timeout",
-                "--workers cannot be combined with --timeout",
-            ),
-            (
-                "ironvsadm --workers -t 192.0.2.1:80",
-                "--workers cannot be combined with -t",
-            ),
-            (
-                "ironvsadm --workers -u 192.0.2.1:53",
-                "--workers cannot be combined with -u",
-            ),
+        let clash = |opt: &str| format!("--workers cannot be combined with {opt}");
+        for (line, opt) in [
+            ("-L --workers -c", "-c"),
+            ("--workers --stats", "--stats"),
+            ("--workers --rate", "--rate"),
+            ("--workers --thresholds", "--thresholds"),
+            ("--workers --timeout", "--timeout"),
+            ("--workers -t 192.0.2.1:80", "-t"),
+            ("--workers -u 192.0.2.1:53", "-u"),
         ] {
-            assert_eq!(parse(line).workers_listing().unwrap_err(), err, "{line}");
+            let a = parse(&format!("ironvsadm {line}"));
+            assert_eq!(a.command().unwrap(), Cmd::List, "{line}");
+            assert_eq!(a.workers_listing().unwrap_err(), clash(opt), "{line}");
         }
-        for (line, err) in [
-            (
-                "ironvsadm -Z --workers",
-                "--workers cannot be combined with -Z",
-            ),
-            (
-                "ironvsadm -C --workers",
-                "--workers cannot be combined with -C",
-            ),
-            (
-                "ironvsadm --workers --get-laddr",
-                "--workers cannot be combined with --get-laddr",
-            ),
-            ("ironvsadm --workers -Z -L", "multiple commands specified"),
+        for (line, opt) in [
+            ("-Z --workers", "-Z"),
+            ("-C --workers", "-C"),
+            ("--workers --get-laddr", "--get-laddr"),
         ] {
-            assert_eq!(parse(line).command().unwrap_err(), err, "{line}");
+            let a = parse(&format!("ironvsadm {line}"));
+            assert_eq!(a.command().unwrap_err(), clash(opt), "{line}");
         }
+        let a = parse("ironvsadm --workers -Z -L");
+        assert_eq!(a.command().unwrap_err(), "multiple commands specified");
         // A long option only: no short form, and no argument.
         let e = Args::try_parse_from(["ironvsadm", "-W"]).unwrap_err();
         assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
