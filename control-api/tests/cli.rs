@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use control_api::{
     ConnEntry, ControlPlane, Counters, Dataplane, MemoryDataplane, Options, RealServerStats,
-    ServiceStats,
+    ServiceStats, WorkerStats,
 };
 use dataplane::flow::Proto;
 use dataplane::model::{RealServerKey, ServiceKey};
@@ -511,4 +511,80 @@ fn test_zero_counters() {
     assert!(String::from_utf8_lossy(&o.stderr).starts_with("ironvsadm: unexpected argument '-f'"));
     let o = s.adm("-Z -t 192.0.2.10:80 -u 192.0.2.10:53 --token tok");
     assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn test_workers_listing() {
+    let s = Server::start(None, None);
+    let title = "Worker   RxPkts   TxPkts  FwdPkts KernPkts    Drops NewConns  ConnTab Neigh(R/P)     Held DropReasons";
+    assert_eq!(
+        s.ok("--workers"),
+        lines(&[title]),
+        "no workers: the title only"
+    );
+    let mut snap = s.dp.stats();
+    snap.workers = vec![
+        WorkerStats {
+            worker: 0,
+            rx_packets: 5000,
+            tx_packets: 4990,
+            drops: [("no_service".into(), 0), ("tx_full".into(), 0)].into(),
+            new_connections: 40,
+            forwarded_packets: 4900,
+            kernel_packets: 90,
+            neighbour_entries: 2,
+            conn_table_entries: 38,
+            ..WorkerStats::default()
+        },
+        WorkerStats {
+            worker: 1,
+            rx_packets: 250_000_000,
+            tx_packets: 240_000_000,
+            drops: [("hold_full".into(), 3), ("no_service".into(), 9_000_000)].into(),
+            new_connections: 7_000_000,
+            forwarded_packets: 239_000_000,
+            kernel_packets: 1_000_000,
+            aliases_inbox_full: 2,
+            neighbour_entries: 5,
+            neighbour_pending_entries: 1,
+            neighbour_held_packets: 3,
+            conn_table_entries: 2_000_000,
+            ..WorkerStats::default()
+        },
+    ];
+    s.dp.set_stats(snap);
+    let want = lines(&[
+        title,
+        "0          5000     4990     4900       90        0       40       38        2/0        0 -",
+        "1       250000K  240000K  239000K  1000000  9000003  7000000  2000000        4/1        3 hold_full=3,no_service=9000000,aliases_inbox_full=2",
+    ]);
+    assert_eq!(s.ok("--workers"), want);
+    assert_eq!(s.ok("-L -n --workers"), want);
+    assert_eq!(
+        s.ok("-Ln --workers --exact").lines().nth(2),
+        Some("1      250000000 240000000 239000000  1000000  9000003  7000000  2000000        4/1        3 hold_full=3,no_service=9000000,aliases_inbox_full=2")
+    );
+
+    // Usage errors (exit 2) and an unreachable API (exit 1), as for the other listings.
+    let unreachable = "ironvsadm: cannot reach the IronVS API at http://127.0.0.1:1";
+    for (args, code, err) in [
+        (
+            "--workers --stats",
+            2,
+            "ironvsadm: --workers cannot be combined with --stats\n",
+        ),
+        (
+            "-Z --workers",
+            2,
+            "ironvsadm: --workers cannot be combined with -Z\n",
+        ),
+        ("--workers -W", 2, "ironvsadm: unexpected argument '-W'"),
+        ("--workers --server http://127.0.0.1:1", 1, unreachable),
+    ] {
+        let o = s.adm(args);
+        let stderr = String::from_utf8(o.stderr).unwrap();
+        assert_eq!((o.status.code(), o.stdout.len()), (Some(code), 0), "{args}");
+        assert!(stderr.starts_with(err), "{args}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args}: {stderr}");
+    }
 }

@@ -131,7 +131,10 @@ pub struct Args {
     /// List thresholds.
     #[arg(long = "thresholds")]
     pub thresholds: bool,
-    /// Exact numbers in --stats/--rate.
+    /// List the counters of each worker lcore (IronVS only).
+    #[arg(long = "workers")]
+    pub workers: bool,
+    /// Exact numbers in --stats/--rate/--workers.
     #[arg(short = 'X', long = "exact")]
     pub exact: bool,
     /// Sorted output (always on).
@@ -175,28 +178,56 @@ impl Args {
     /// The command; listing when none is given (like ipvsadm with no arguments).
     pub fn command(&self) -> Result<Cmd, String> {
         let all = [
-            (self.add_service, Cmd::AddService),
-            (self.edit_service, Cmd::EditService),
-            (self.delete_service, Cmd::DeleteService),
-            (self.clear, Cmd::Clear),
-            (self.restore, Cmd::Restore),
-            (self.save, Cmd::Save),
-            (self.add_server, Cmd::AddServer),
-            (self.edit_server, Cmd::EditServer),
-            (self.delete_server, Cmd::DeleteServer),
-            (self.list, Cmd::List),
-            (self.zero, Cmd::Zero),
-            (self.set.is_some(), Cmd::Set),
-            (self.add_laddr, Cmd::AddLaddr),
-            (self.del_laddr, Cmd::DelLaddr),
-            (self.get_laddr, Cmd::GetLaddr),
-            (self.version, Cmd::Version),
+            (self.add_service, Cmd::AddService, "-A"),
+            (self.edit_service, Cmd::EditService, "-E"),
+            (self.delete_service, Cmd::DeleteService, "-D"),
+            (self.clear, Cmd::Clear, "-C"),
+            (self.restore, Cmd::Restore, "-R"),
+            (self.save, Cmd::Save, "-S"),
+            (self.add_server, Cmd::AddServer, "-a"),
+            (self.edit_server, Cmd::EditServer, "-e"),
+            (self.delete_server, Cmd::DeleteServer, "-d"),
+            (self.list, Cmd::List, "-L"),
+            (self.zero, Cmd::Zero, "-Z"),
+            (self.set.is_some(), Cmd::Set, "--set"),
+            (self.add_laddr, Cmd::AddLaddr, "--add-laddr"),
+            (self.del_laddr, Cmd::DelLaddr, "--del-laddr"),
+            (self.get_laddr, Cmd::GetLaddr, "--get-laddr"),
+            (self.version, Cmd::Version, "-v"),
         ];
-        let chosen: Vec<Cmd> = all.iter().filter(|(on, _)| *on).map(|(_, c)| *c).collect();
+        let chosen: Vec<(Cmd, &str)> = all
+            .iter()
+            .filter(|(on, _, _)| *on)
+            .map(|(_, c, name)| (*c, *name))
+            .collect();
         match chosen.as_slice() {
             [] => Ok(Cmd::List),
-            [c] => Ok(*c),
+            [(Cmd::List, _)] => Ok(Cmd::List),
+            // `-Z --workers` must not read as "zero the workers' counters".
+            [(_, name)] if self.workers => Err(format!("--workers cannot be combined with {name}")),
+            [(c, _)] => Ok(*c),
             _ => Err("multiple commands specified".into()),
+        }
+    }
+
+    /// True for the `--workers` listing; refused with the options that choose another listing
+    /// or a service, since it lists every worker and nothing else.
+    pub fn workers_listing(&self) -> Result<bool, String> {
+        if !self.workers {
+            return Ok(false);
+        }
+        let clashes = [
+            (self.connection, "-c"),
+            (self.stats, "--stats"),
+            (self.rate, "--rate"),
+            (self.thresholds, "--thresholds"),
+            (self.timeout, "--timeout"),
+            (self.tcp.is_some(), "-t"),
+            (self.udp.is_some(), "-u"),
+        ];
+        match clashes.iter().find(|(on, _)| *on) {
+            Some((_, name)) => Err(format!("--workers cannot be combined with {name}")),
+            None => Ok(true),
         }
     }
 
@@ -376,5 +407,56 @@ mod tests {
         // No firewall-mark services: -f is refused like any unknown option.
         let e = Args::try_parse_from("ironvsadm -Z -f 1".split(' ')).unwrap_err();
         assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn test_workers_command_lines() {
+        let parse = |l: &str| Args::try_parse_from(l.split(' ')).unwrap();
+        for line in [
+            "ironvsadm --workers",
+            "ironvsadm -L --workers",
+            "ironvsadm -Ln --workers -X",
+            "ironvsadm --list --numeric --workers --exact --sort",
+        ] {
+            let a = parse(line);
+            assert_eq!(
+                (a.command().unwrap(), a.workers_listing().unwrap()),
+                (Cmd::List, true),
+                "{line}"
+            );
+        }
+        let a = parse("ironvsadm -Ln --workers -X");
+        assert!(a.numeric && a.exact);
+        let a = parse("ironvsadm -L -n --stats");
+        assert!(!a.workers_listing().unwrap());
+        let clash = |opt: &str| format!("--workers cannot be combined with {opt}");
+        for (line, opt) in [
+            ("-L --workers -c", "-c"),
+            ("--workers --stats", "--stats"),
+            ("--workers --rate", "--rate"),
+            ("--workers --thresholds", "--thresholds"),
+            ("--workers --timeout", "--timeout"),
+            ("--workers -t 192.0.2.1:80", "-t"),
+            ("--workers -u 192.0.2.1:53", "-u"),
+        ] {
+            let a = parse(&format!("ironvsadm {line}"));
+            assert_eq!(a.command().unwrap(), Cmd::List, "{line}");
+            assert_eq!(a.workers_listing().unwrap_err(), clash(opt), "{line}");
+        }
+        for (line, opt) in [
+            ("-Z --workers", "-Z"),
+            ("-C --workers", "-C"),
+            ("--workers --get-laddr", "--get-laddr"),
+        ] {
+            let a = parse(&format!("ironvsadm {line}"));
+            assert_eq!(a.command().unwrap_err(), clash(opt), "{line}");
+        }
+        let a = parse("ironvsadm --workers -Z -L");
+        assert_eq!(a.command().unwrap_err(), "multiple commands specified");
+        // A long option only: no short form, and no argument.
+        let e = Args::try_parse_from(["ironvsadm", "-W"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+        let e = Args::try_parse_from(["ironvsadm", "--workers=1"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::TooManyValues);
     }
 }

@@ -6,6 +6,7 @@
 mod args;
 mod client;
 mod print;
+mod workers;
 
 use std::io::{self, BufRead, Write};
 use std::net::IpAddr;
@@ -241,6 +242,11 @@ fn zero(a: &Args, c: &Client) -> Result<(), Fail> {
 }
 
 fn list(a: &Args, c: &Client, out: &mut String) -> Result<(), Fail> {
+    if a.workers_listing().map_err(usage)? {
+        let stats: StatsView = c.get("/api/v1/stats").map_err(runtime)?;
+        out.push_str(&workers::listing(&stats.workers, a.exact));
+        return Ok(());
+    }
     if a.timeout {
         let t: TimeoutsDto = c.get("/api/v1/timeouts").map_err(runtime)?;
         out.push_str(&format!(
