@@ -33,7 +33,7 @@ pub struct DataplaneSection {
     #[serde(default = "default_max_real_servers")]
     pub max_real_servers: u32,
     /// Packets each worker holds at most while ARP/NDP resolves their next hops (all next hops
-    /// together; each one also keeps only its latest 4). Beyond it packets are dropped and counted
+    /// together; each one also keeps only its latest 64). Beyond it packets are dropped and counted
     /// as `hold_cap_drop`, so that unresolvable next hops cannot take the mbuf pool.
     #[serde(default = "default_max_held_packets")]
     pub max_held_packets: u32,
