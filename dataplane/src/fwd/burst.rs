@@ -80,7 +80,6 @@ impl Forwarder {
         self.conns.advance(now_ms);
         for (bufs, verdicts) in bufs.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
             let n = bufs.len().min(verdicts.len()).min(BURST);
-            let mut pfs = [ParsedFrame::EMPTY; BURST];
             let mut heads = [None; BURST];
             let mut looks = [Look::OTHER; BURST];
             for i in 0..n {
@@ -88,8 +87,8 @@ impl Forwarder {
                 if let Some(h) = Ipv4TcpHead::read(frame) {
                     looks[i] = self.first_look_ipv4_tcp(&h);
                     heads[i] = Some(h);
-                } else if parse_frame_into(frame, &mut pfs[i]).is_ok() {
-                    looks[i] = self.first_look(&pfs[i]);
+                } else if parse_frame_into(frame, &mut self.parsed[i]).is_ok() {
+                    looks[i] = self.first_look(&self.parsed[i]);
                 }
                 // Issued while the next frames parse: by the probes, most lines are in.
                 if looks[i].proto.is_some() {
@@ -124,8 +123,22 @@ impl Forwarder {
                             *v = self.finish_head(snap, topo, in_port, b, h, found, now_ms);
                         }
                     }
+                    None if look.proto.is_none() => {
+                        // Not TCP or UDP with ports, or no parse: nothing to look up.
+                        *v = self.finish(
+                            snap,
+                            topo,
+                            in_port,
+                            b,
+                            &ParsedFrame::EMPTY,
+                            None,
+                            None,
+                            now_ms,
+                        );
+                    }
                     None => {
-                        let pf = &pfs[i];
+                        // A copy: `finish` needs the whole forwarder.
+                        let pf = &{ self.parsed[i] };
                         let key = look.key(pf);
                         let found = match &key {
                             Some(key) if fresh => self.conns.resolve(look.probe, look.hash, key),

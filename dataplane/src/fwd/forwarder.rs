@@ -9,7 +9,7 @@ use super::laddr::{LocalPorts, PortRange};
 use super::snapshot::{AddrRole, SnapDest, Snapshot};
 use super::stats::FwdStats;
 use super::xmit::{xmit, Hop};
-use super::{DropReason, Topology, Verdict};
+use super::{DropReason, Topology, Verdict, BURST};
 use crate::buf::PacketBuf;
 use crate::conn::{
     tcp_flags, ConnId, ConnState, ConnTable, ConnTableConfig, Dir, Expired, NewConn,
@@ -87,6 +87,10 @@ pub struct Forwarder {
     pub(super) stats: Arc<FwdStats>,
     ip_id: u16,
     pub(super) scratch: Box<[u8]>,
+    /// The full parse of a burst's uncommon frames (see `burst.rs`), by position in the burst:
+    /// kept here, written only for the frames that need it, rather than cleared on the stack
+    /// for every burst.
+    pub(super) parsed: Box<[ParsedFrame; BURST]>,
     reply_rss: Option<RssTarget>,
     outbox: Vec<AliasMsg>,
 }
@@ -111,6 +115,7 @@ impl Forwarder {
             stats: Arc::new(stats),
             ip_id: (cfg.table.core).wrapping_mul(0x9e37),
             scratch: vec![0u8; SCRATCH_LEN].into_boxed_slice(),
+            parsed: Box::new([ParsedFrame::EMPTY; BURST]),
             reply_rss,
             outbox: Vec::with_capacity(OUTBOX_CAP),
         }

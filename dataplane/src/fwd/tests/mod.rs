@@ -7,6 +7,7 @@
 
 mod hops;
 mod icmp;
+mod mixed;
 mod modes;
 mod ops;
 mod props;

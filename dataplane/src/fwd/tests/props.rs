@@ -5,7 +5,7 @@ use crate::fwd::{DropReason, PortRange};
 use crate::prefetch::NoPrefetch;
 use proptest::prelude::*;
 
-fn syn_from(client: Addr, sport: u16, dport: u16) -> Vec<u8> {
+pub(super) fn syn_from(client: Addr, sport: u16, dport: u16) -> Vec<u8> {
     frame(
         MAC_P0,
         MAC_ROUTER,
@@ -561,13 +561,13 @@ proptest! {
 }
 
 /// The test service with real servers 4 and 5 (port 9000) in `mode`.
-fn two_servers(mode: FwdMode) -> Snapshot {
+pub(super) fn two_servers(mode: FwdMode) -> Snapshot {
     let dests = [rs(4, rip(4), 9000, mode), rs(5, rip(5), 9000, mode)];
     snapshot(Proto::Tcp, VIP, 80, None, &dests)
 }
 
 /// A client packet of flow `cport` with `flags` and `ttl`.
-fn client(cport: u16, flags: u8, ttl: u8) -> Vec<u8> {
+pub(super) fn client(cport: u16, flags: u8, ttl: u8) -> Vec<u8> {
     frame(
         MAC_P0,
         MAC_ROUTER,
