@@ -43,7 +43,7 @@ use etherparse::{NetHeaders, PacketBuilder, PacketHeaders, TransportHeader};
 use ironvs::prefetch::CpuPrefetch;
 
 /// Frames per burst (the worker's RX burst).
-const BURST: usize = 32;
+const BURST: usize = dataplane::fwd::BURST;
 /// The frame without FCS: 54 bytes of headers and 6 of Ethernet padding.
 const FRAME_LEN: usize = 60;
 

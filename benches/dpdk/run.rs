@@ -327,12 +327,24 @@ fn field(line: &str, name: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("cannot read `{name}` in `{line}`"))
 }
 
-/// Runs `dpdk-testpmd --forward-mode=fwd_mode` on the same ports, cores and pool and measures.
+/// The bursts testpmd runs at: its default (32) and the worker's, once each.
+pub fn testpmd_bursts() -> Vec<usize> {
+    let mut b = vec![TESTPMD_DEFAULT_BURST, ironvs::worker::BURST];
+    b.dedup();
+    b
+}
+
+/// `dpdk-testpmd`'s `--burst` default (`DEF_PKT_BURST`).
+const TESTPMD_DEFAULT_BURST: usize = 32;
+
+/// Runs `dpdk-testpmd --forward-mode=fwd_mode --burst=burst` on the same ports, cores and pool
+/// and measures.
 pub fn testpmd(
     dir: &Path,
     case: &Case,
     files: &Files,
     fwd_mode: &str,
+    burst: usize,
     t: Timing,
 ) -> Result<Measure, String> {
     let prefix = format!("tpbench{}", std::process::id());
@@ -357,8 +369,7 @@ pub fn testpmd(
         ]
         .map(String::from),
     );
-    // The daemon's worker receives and forwards this many frames at a time; testpmd the same.
-    args.push(format!("--burst={}", ironvs::worker::BURST));
+    args.push(format!("--burst={burst}"));
     args.push(format!("--total-num-mbufs={}", case.mbufs()));
     args.push(format!("--forward-mode={fwd_mode}"));
     let log_path = dir.join(format!("testpmd-{fwd_mode}-{}.log", case.flows));

@@ -34,8 +34,9 @@ use crate::ports::Steering;
 use crate::prefetch::CpuPrefetch;
 use crate::state::{Published, Shared};
 
-/// Frames per RX/TX burst.
-pub const BURST: usize = 32;
+/// Frames per RX/TX burst: the forwarder's group ([`dataplane::fwd::BURST`]), so that one RX
+/// burst is one pass group.
+pub const BURST: usize = dataplane::fwd::BURST;
 
 /// Expired connections removed per timer run (bounds the work of one loop iteration).
 const EXPIRE_BUDGET: usize = 1024;

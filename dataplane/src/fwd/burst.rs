@@ -20,8 +20,11 @@ use crate::flow::{FlowKey, Proto};
 use crate::prefetch::Prefetch;
 use crate::wire::{parse_frame_into, Ipv4TcpHead, ParsedFrame};
 
-/// Frames [`Forwarder::process_burst`] stages together (the worker's RX burst).
-pub const BURST: usize = 32;
+/// Frames [`Forwarder::process_burst`] stages together (the worker's RX burst). The more frames
+/// a group holds, the more of their index and entry misses are in flight at once: on huge pages
+/// at 64k flows, DR ran 13.1, 15.4 and 18.5 Mpps with groups of 8, 16 and 32 in one set of
+/// interleaved rounds, 17.4 and 19.5 with 32 and 64 in another (BENCHMARKS.md, step 15).
+pub const BURST: usize = 64;
 
 /// What the first passes learned of a parsed frame.
 #[derive(Clone, Copy)]
