@@ -2,7 +2,7 @@
 //! on one forwarder: the uncommon frames' parses are kept in the forwarder between the passes
 //! (`Forwarder::parsed`), and a slot one burst filled must never leak into the next.
 
-use super::props::{client, syn_from, two_servers};
+use super::props::{client, same_as_one_by_one, syn_from, two_servers};
 use super::*;
 use crate::prefetch::NoPrefetch;
 use proptest::prelude::*;
@@ -90,16 +90,7 @@ proptest! {
             burst.process_burst(&snap, &Topo, &NoPrefetch, 1, &mut bufs[at..end], &mut v[at..end], 1000);
             at = end;
         }
-        for (i, ((sv, sf), (bv, bb))) in single.iter().zip(v.iter().zip(&bufs)).enumerate() {
-            prop_assert_eq!(sv, bv, "frame {}", i);
-            prop_assert_eq!(&sf[..], bb.frame(), "frame {}", i);
-        }
-        prop_assert_eq!(one.conns().len(), burst.conns().len());
-        let (a, b) = (one.stats(), burst.stats());
-        prop_assert_eq!(a.new_conns.get(), b.new_conns.get());
-        prop_assert_eq!(a.forwarded.get(), b.forwarded.get());
-        prop_assert_eq!(a.kernel.get(), b.kernel.get());
-        prop_assert_eq!(a.total_drops(), b.total_drops());
+        same_as_one_by_one(&single, (&v, &bufs), (&one, &burst))?;
     }
 }
 

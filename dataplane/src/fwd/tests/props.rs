@@ -469,16 +469,7 @@ proptest! {
         let mut bufs: Vec<VecBuf> = frames.iter().map(|f| VecBuf::new(f)).collect();
         let mut v = vec![Verdict::Kernel; frames.len()];
         burst.process_burst(&snap, &Topo, &NoPrefetch, 1, &mut bufs, &mut v, 1000);
-        for (i, ((sv, sf), (bv, bb))) in single.iter().zip(v.iter().zip(&bufs)).enumerate() {
-            prop_assert_eq!(sv, bv, "frame {}", i);
-            prop_assert_eq!(&sf[..], bb.frame(), "frame {}", i);
-        }
-        prop_assert_eq!(one.conns().len(), burst.conns().len());
-        let (a, b) = (one.stats(), burst.stats());
-        prop_assert_eq!(a.new_conns.get(), b.new_conns.get());
-        prop_assert_eq!(a.reused.get(), b.reused.get());
-        prop_assert_eq!(a.forwarded.get(), b.forwarded.get());
-        prop_assert_eq!(a.total_drops(), b.total_drops());
+        same_as_one_by_one(&single, (&v, &bufs), (&one, &burst))?;
     }
 
     /// On established connections of every mode (the burst's fast path), a burst gives exactly
@@ -538,10 +529,7 @@ proptest! {
         let mut bufs: Vec<VecBuf> = frames.iter().map(|f| VecBuf::with_room(f, 20, 256)).collect();
         let mut v = vec![Verdict::Kernel; frames.len()];
         burst.process_burst(&snap, &topo, &NoPrefetch, 1, &mut bufs, &mut v, 1001);
-        for (i, ((sv, sf), (bv, bb))) in single.iter().zip(v.iter().zip(&bufs)).enumerate() {
-            prop_assert_eq!(sv, bv, "frame {}", i);
-            prop_assert_eq!(&sf[..], bb.frame(), "frame {}", i);
-        }
+        same_as_one_by_one(&single, (&v, &bufs), (&one, &burst))?;
         let list = |f: &Forwarder| {
             let mut l: Vec<_> = f.conns().iter().map(|(_, c)| (*c, c.state())).collect();
             l.sort_by_key(|(c, _)| (c.cport, c.is_template()));
@@ -549,8 +537,6 @@ proptest! {
         };
         prop_assert_eq!(list(&one), list(&burst));
         let (a, b) = (one.stats(), burst.stats());
-        prop_assert_eq!(a.forwarded.get(), b.forwarded.get());
-        prop_assert_eq!(a.total_drops(), b.total_drops());
         let traffic = |s: &crate::fwd::FwdStats| {
             [s.service(3), s.dest(4), s.dest(5)].map(|t| {
                 t.map(|t| [&t.conns, &t.inpkts, &t.outpkts, &t.inbytes, &t.outbytes].map(|c| c.get()))
@@ -558,6 +544,27 @@ proptest! {
         };
         prop_assert_eq!(traffic(a), traffic(b));
     }
+}
+
+/// Checks a burst run against the one-by-one run of the same frames: each frame's verdict and
+/// bytes (`single` against `v` and `bufs`), the table's size and the forwarding counters.
+pub(super) fn same_as_one_by_one(
+    single: &[(Verdict, Vec<u8>)],
+    (v, bufs): (&[Verdict], &[VecBuf]),
+    (one, burst): (&Forwarder, &Forwarder),
+) -> Result<(), TestCaseError> {
+    for (i, ((sv, sf), (bv, bb))) in single.iter().zip(v.iter().zip(bufs)).enumerate() {
+        prop_assert_eq!(sv, bv, "frame {}", i);
+        prop_assert_eq!(&sf[..], bb.frame(), "frame {}", i);
+    }
+    prop_assert_eq!(one.conns().len(), burst.conns().len());
+    let (a, b) = (one.stats(), burst.stats());
+    prop_assert_eq!(a.new_conns.get(), b.new_conns.get());
+    prop_assert_eq!(a.reused.get(), b.reused.get());
+    prop_assert_eq!(a.forwarded.get(), b.forwarded.get());
+    prop_assert_eq!(a.kernel.get(), b.kernel.get());
+    prop_assert_eq!(a.total_drops(), b.total_drops());
+    Ok(())
 }
 
 /// The test service with real servers 4 and 5 (port 9000) in `mode`.
