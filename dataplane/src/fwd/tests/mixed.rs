@@ -2,7 +2,7 @@
 //! on one forwarder: the uncommon frames' parses are kept in the forwarder between the passes
 //! (`Forwarder::parsed`), and a slot one burst filled must never leak into the next.
 
-use super::props::{client, same_as_one_by_one, syn_from, two_servers};
+use super::props::{client, syn_from, two_servers};
 use super::*;
 use crate::prefetch::NoPrefetch;
 use proptest::prelude::*;
@@ -74,13 +74,7 @@ proptest! {
     ) {
         let snap = two_servers(FwdMode::ALL[mode]);
         let frames: Vec<Vec<u8>> = seq.iter().map(|&(f, k)| mixed_frame(40000 + f, k)).collect();
-        let mut one = forwarder();
-        let mut single = Vec::new();
-        for f in &frames {
-            let mut b = VecBuf::new(f);
-            let v = one.process(&snap, &Topo, 1, &mut b, 1000);
-            single.push((v, b.frame().to_vec()));
-        }
+        let (one, single) = one_by_one(&snap, &frames);
         let mut burst = forwarder();
         let mut bufs: Vec<VecBuf> = frames.iter().map(|f| VecBuf::new(f)).collect();
         let mut v = vec![Verdict::Kernel; frames.len()];

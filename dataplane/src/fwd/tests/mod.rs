@@ -432,6 +432,45 @@ pub(super) fn run(
     (v, b.frame().to_vec())
 }
 
+/// `frames` through a fresh forwarder one at a time (port 1, at 1 s): the forwarder, and each
+/// frame's verdict and bytes.
+pub(super) fn one_by_one(
+    snap: &Snapshot,
+    frames: &[Vec<u8>],
+) -> (Forwarder, Vec<(Verdict, Vec<u8>)>) {
+    let mut one = forwarder();
+    let single = frames
+        .iter()
+        .map(|f| {
+            let mut b = VecBuf::new(f);
+            let v = one.process(snap, &Topo, 1, &mut b, 1000);
+            (v, b.frame().to_vec())
+        })
+        .collect();
+    (one, single)
+}
+
+/// Checks a burst run against the one-by-one run of the same frames: each frame's verdict and
+/// bytes (`single` against `v` and `bufs`), the table's size and the forwarding counters.
+pub(super) fn same_as_one_by_one(
+    single: &[(Verdict, Vec<u8>)],
+    (v, bufs): (&[Verdict], &[VecBuf]),
+    (one, burst): (&Forwarder, &Forwarder),
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    for (i, ((sv, sf), (bv, bb))) in single.iter().zip(v.iter().zip(bufs)).enumerate() {
+        proptest::prop_assert_eq!(sv, bv, "frame {}", i);
+        proptest::prop_assert_eq!(&sf[..], bb.frame(), "frame {}", i);
+    }
+    proptest::prop_assert_eq!(one.conns().len(), burst.conns().len());
+    let (a, b) = (one.stats(), burst.stats());
+    proptest::prop_assert_eq!(a.new_conns.get(), b.new_conns.get());
+    proptest::prop_assert_eq!(a.reused.get(), b.reused.get());
+    proptest::prop_assert_eq!(a.forwarded.get(), b.forwarded.get());
+    proptest::prop_assert_eq!(a.kernel.get(), b.kernel.get());
+    proptest::prop_assert_eq!(a.total_drops(), b.total_drops());
+    Ok(())
+}
+
 #[test]
 fn test_fixture_builder_is_valid() {
     let f = frame(

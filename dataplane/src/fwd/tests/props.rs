@@ -458,13 +458,7 @@ proptest! {
                 }
             })
             .collect();
-        let mut one = forwarder();
-        let mut single = Vec::new();
-        for f in &frames {
-            let mut b = VecBuf::new(f);
-            let v = one.process(&snap, &Topo, 1, &mut b, 1000);
-            single.push((v, b.frame().to_vec()));
-        }
+        let (one, single) = one_by_one(&snap, &frames);
         let mut burst = forwarder();
         let mut bufs: Vec<VecBuf> = frames.iter().map(|f| VecBuf::new(f)).collect();
         let mut v = vec![Verdict::Kernel; frames.len()];
@@ -544,27 +538,6 @@ proptest! {
         };
         prop_assert_eq!(traffic(a), traffic(b));
     }
-}
-
-/// Checks a burst run against the one-by-one run of the same frames: each frame's verdict and
-/// bytes (`single` against `v` and `bufs`), the table's size and the forwarding counters.
-pub(super) fn same_as_one_by_one(
-    single: &[(Verdict, Vec<u8>)],
-    (v, bufs): (&[Verdict], &[VecBuf]),
-    (one, burst): (&Forwarder, &Forwarder),
-) -> Result<(), TestCaseError> {
-    for (i, ((sv, sf), (bv, bb))) in single.iter().zip(v.iter().zip(bufs)).enumerate() {
-        prop_assert_eq!(sv, bv, "frame {}", i);
-        prop_assert_eq!(&sf[..], bb.frame(), "frame {}", i);
-    }
-    prop_assert_eq!(one.conns().len(), burst.conns().len());
-    let (a, b) = (one.stats(), burst.stats());
-    prop_assert_eq!(a.new_conns.get(), b.new_conns.get());
-    prop_assert_eq!(a.reused.get(), b.reused.get());
-    prop_assert_eq!(a.forwarded.get(), b.forwarded.get());
-    prop_assert_eq!(a.kernel.get(), b.kernel.get());
-    prop_assert_eq!(a.total_drops(), b.total_drops());
-    Ok(())
 }
 
 /// The test service with real servers 4 and 5 (port 9000) in `mode`.
