@@ -3,7 +3,7 @@
 
 use dataplane::prefetch::Prefetch;
 
-/// Prefetches with `PREFETCHT0` ([`dpdk_bindings::mem::prefetch`]).
+/// Prefetches into L2 with `PREFETCHT1` ([`dpdk_bindings::mem::prefetch`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CpuPrefetch;
 
