@@ -126,21 +126,10 @@ impl Forwarder {
                             *v = self.finish_head(snap, topo, in_port, b, h, found, now_ms);
                         }
                     }
-                    None if look.proto.is_none() => {
-                        // Not TCP or UDP with ports, or no parse: nothing to look up.
-                        *v = self.finish(
-                            snap,
-                            topo,
-                            in_port,
-                            b,
-                            &ParsedFrame::EMPTY,
-                            None,
-                            None,
-                            now_ms,
-                        );
-                    }
                     None => {
-                        // A copy: `finish` needs the whole forwarder.
+                        // A copy: `finish` needs the whole forwarder. A frame without a flow key
+                        // may find an earlier burst's parse here; without a key, `finish` does
+                        // not read it.
                         let pf = &{ self.parsed[i] };
                         let key = look.key(pf);
                         let found = match &key {
