@@ -185,6 +185,15 @@ pub struct WorkerStats {
     pub conn_table_entries: u64,
 }
 
+impl WorkerStats {
+    /// Resolved neighbour entries: all entries less the pending ones (never below zero, since
+    /// the two gauges are read at slightly different instants).
+    pub fn neighbour_resolved_entries(&self) -> u64 {
+        self.neighbour_entries
+            .saturating_sub(self.neighbour_pending_entries)
+    }
+}
+
 /// Counters of one NIC port.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PortStats {

@@ -172,14 +172,12 @@ pub(super) fn export(reg: &Registry, workers: &[WorkerStats]) -> prometheus::Res
         wheld
             .with_label_values(&[id])
             .set(clamp(w.neighbour_held_packets));
-        let pending = w.neighbour_pending_entries;
-        let resolved = w.neighbour_entries.saturating_sub(pending);
         wentries
             .with_label_values(&[id, "resolved"])
-            .set(clamp(resolved));
+            .set(clamp(w.neighbour_resolved_entries()));
         wentries
             .with_label_values(&[id, "pending"])
-            .set(clamp(pending));
+            .set(clamp(w.neighbour_pending_entries));
         wct.with_label_values(&[id])
             .set(clamp(w.conn_table_entries));
     }

@@ -70,10 +70,11 @@ pub fn row(w: &WorkerStats, exact: bool) -> String {
     ] {
         out.push_str(&largenum(n, exact));
     }
-    let resolved = w
-        .neighbour_entries
-        .saturating_sub(w.neighbour_pending_entries);
-    let neigh = format!("{resolved}/{}", w.neighbour_pending_entries);
+    let neigh = format!(
+        "{}/{}",
+        w.neighbour_resolved_entries(),
+        w.neighbour_pending_entries
+    );
     let _ = write!(out, " {neigh:>10}");
     out.push_str(&largenum(w.neighbour_held_packets, exact));
     let _ = writeln!(out, " {}", reasons(w));
