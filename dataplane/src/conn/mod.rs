@@ -44,7 +44,7 @@ pub use index::Probe;
 pub use state::{tcp_flags, ConnState};
 pub use table::{ConnTable, ConnTableConfig};
 pub use template::{NewTemplate, TemplateKey};
-pub use update::{Expired, StateChange};
+pub use update::{EstablishedTouch, Expired, StateChange};
 pub use wheel::SLOTS as WHEEL_SLOTS;
 
 /// An entry of one core's table; valid until the entry is removed or expires.

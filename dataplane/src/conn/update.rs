@@ -2,10 +2,13 @@
 //! the forwarder or the control plane removes it, or the wheel finds it expired.
 
 use super::entry::{flag, Conn};
+use super::index::Probe;
 use super::state::{tcp_next, ConnState, TcpTable};
-use super::table::ConnTable;
+use super::table::{decode_ref, ConnTable};
 use super::wheel::Next;
 use super::{ConnId, Dir};
+use crate::flow::{Addr, Proto};
+use crate::wire::Ipv4TcpHead;
 
 /// Entries moved between wheel slots per removal budget unit in [`ConnTable::expire`].
 const MOVES_PER_REMOVAL: usize = 8;
@@ -26,6 +29,14 @@ impl StateChange {
     pub fn changed(&self) -> bool {
         self.from != self.to
     }
+}
+
+/// The expiry and timeout a plain ACK of an ESTABLISHED connection sets at one instant: the
+/// same for every such packet of a burst ([`ConnTable::established_touch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EstablishedTouch {
+    expires_ms: u64,
+    timeout_s: u32,
 }
 
 /// Result of one [`ConnTable::expire`] call.
@@ -98,6 +109,69 @@ impl ConnTable {
             self.wheel.rearm(&mut self.slab, id.0);
         }
         self.slab.get(i).map(|e| &e.conn)
+    }
+
+    /// What [`ConnTable::touch`] writes into the entry of a plain ACK of an ESTABLISHED
+    /// connection at `now_ms`, computed once for a burst ([`ConnTable::touch_v4`]).
+    #[inline(always)]
+    pub fn established_touch(&self, now_ms: u64) -> EstablishedTouch {
+        let timeout_s = self.timeouts.tcp_established;
+        EstablishedTouch {
+            expires_ms: now_ms.saturating_add(u64::from(timeout_s) * 1000),
+            timeout_s,
+        }
+    }
+
+    /// [`ConnTable::resolve_v4`] and [`ConnTable::touch`] in one step, for the burst's common
+    /// frame: when `probe` names the live ESTABLISHED connection of `h` (either direction) and
+    /// `h` is a plain ACK, pushes its expiry exactly as `touch` would (`t` from
+    /// [`ConnTable::established_touch`] at the same instant) and returns it. `None`, with
+    /// nothing changed, for anything else, which the two-step path handles.
+    #[inline(always)]
+    pub fn touch_v4(
+        &mut self,
+        probe: Probe,
+        h: &Ipv4TcpHead,
+        t: EstablishedTouch,
+    ) -> Option<(ConnId, Dir, &Conn)> {
+        use super::state::tcp_flags::{ACK, FIN, RST, SYN};
+        let Probe::Candidate(r) = probe else {
+            return None;
+        };
+        if h.tcp_flags & (SYN | FIN | RST | ACK) != ACK {
+            return None;
+        }
+        let (id, dir) = decode_ref(r);
+        let c = &mut self.slab.get_mut(id.0 as usize)?.conn;
+        let key_matches = match dir {
+            Dir::Original => {
+                (c.cport, c.vport, c.proto) == (h.sport, h.dport, Proto::Tcp)
+                    && c.client == Addr::v4(h.src)
+                    && c.vip == Addr::v4(h.dst)
+            }
+            Dir::Reply => c.reply_key() == h.flow_key(),
+        };
+        if !key_matches
+            || c.state != ConnState::Established
+            || c.flags & (flag::LIVE | flag::TEMPLATE) != flag::LIVE
+        {
+            return None;
+        }
+        let earlier = t.expires_ms < c.expires_ms;
+        c.expires_ms = t.expires_ms;
+        c.timeout_s = t.timeout_s;
+        if earlier {
+            self.rearm_earlier(id);
+        }
+        self.slab.get(id.0 as usize).map(|e| (id, dir, &e.conn))
+    }
+
+    /// Refiles entry `id`, whose expiry moved earlier (a shorter timeout took over), in the
+    /// wheel; rare, so out of line.
+    #[cold]
+    #[inline(never)]
+    fn rearm_earlier(&mut self, id: ConnId) {
+        self.wheel.rearm(&mut self.slab, id.0);
     }
 
     /// [`ConnTable::on_packet`] through the TCP transition table (`id` is a live connection).

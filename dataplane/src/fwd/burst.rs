@@ -107,38 +107,23 @@ impl Forwarder {
                 }
             }
             let version = self.conns.index_version();
+            let touch = self.conns.established_touch(now_ms);
             let mut forwarded = 0u64;
             for i in 0..n {
-                let (b, look) = (&mut bufs[i], &looks[i]);
+                let (b, look, v) = (&mut bufs[i], &looks[i], &mut verdicts[i]);
                 let fresh = self.conns.index_version() == version;
-                let v = &mut verdicts[i];
-                match &heads[i] {
-                    Some(h) => {
-                        let found = if fresh {
-                            self.conns.resolve_v4(look.probe, look.hash, h)
-                        } else {
-                            self.conns.lookup_hashed(look.hash, &h.flow_key())
-                        };
-                        let fast = found.is_some_and(|found| {
-                            self.established_ipv4_tcp(snap, topo, in_port, b, h, found, now_ms, v)
-                        });
-                        if !fast {
-                            *v = self.finish_head(snap, topo, in_port, b, h, found, now_ms);
-                        }
+                // The common frame of an established connection stays in this loop; everything
+                // else goes out of line, so that the loop's registers serve the common frame.
+                let fast = match &heads[i] {
+                    Some(h) if fresh => {
+                        self.touched_ipv4_tcp(snap, topo, in_port, b, h, look.probe, touch, v)
                     }
-                    None => {
-                        // A copy: `finish` needs the whole forwarder. A frame without a flow key
-                        // may find an earlier burst's parse here; without a key, `finish` does
-                        // not read it.
-                        let pf = &{ self.parsed[i] };
-                        let key = look.key(pf);
-                        let found = match &key {
-                            Some(key) if fresh => self.conns.resolve(look.probe, look.hash, key),
-                            Some(key) => self.conns.lookup_hashed(look.hash, key),
-                            None => None,
-                        };
-                        *v = self.finish(snap, topo, in_port, b, pf, key, found, now_ms);
-                    }
+                    _ => false,
+                };
+                if !fast {
+                    self.finish_staged(
+                        snap, topo, in_port, b, &heads[i], look, i, fresh, now_ms, v,
+                    );
                 }
                 match *v {
                     Verdict::Forward { .. } | Verdict::Resolve { .. } => forwarded += 1,
@@ -146,6 +131,56 @@ impl Forwarder {
                 }
             }
             self.stats.forwarded.add(forwarded);
+        }
+    }
+
+    /// The last pass for a frame the one-step fast path did not take: looks it up (in full if
+    /// its probe may be stale) and forwards it, schedules it or classifies it. `i` is its
+    /// position in the burst (its full parse, if it needed one, is `self.parsed[i]`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn finish_staged<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
+        &mut self,
+        snap: &Snapshot,
+        topo: &T,
+        in_port: u16,
+        b: &mut B,
+        head: &Option<Ipv4TcpHead>,
+        look: &Look,
+        i: usize,
+        fresh: bool,
+        now_ms: u64,
+        v: &mut Verdict,
+    ) {
+        match head {
+            Some(h) => {
+                let found = if fresh {
+                    self.conns.resolve_v4(look.probe, look.hash, h)
+                } else {
+                    self.conns.lookup_hashed(look.hash, &h.flow_key())
+                };
+                let fast = found.is_some_and(|found| {
+                    self.established_ipv4_tcp(snap, topo, in_port, b, h, found, now_ms, v)
+                });
+                if !fast {
+                    *v = self.finish_head(snap, topo, in_port, b, h, found, now_ms);
+                }
+            }
+            None => {
+                // A copy: `finish` needs the whole forwarder. A frame without a flow key may
+                // find an earlier burst's parse here; without a key, `finish` does not read it.
+                let Some(pf) = self.parsed.get(i).copied() else {
+                    *v = Verdict::Drop(super::DropReason::Malformed);
+                    return;
+                };
+                let key = look.key(&pf);
+                let found = match &key {
+                    Some(key) if fresh => self.conns.resolve(look.probe, look.hash, key),
+                    Some(key) => self.conns.lookup_hashed(look.hash, key),
+                    None => None,
+                };
+                *v = self.finish(snap, topo, in_port, b, &pf, key, found, now_ms);
+            }
         }
     }
 

@@ -7,7 +7,7 @@ use super::forwarder::Forwarder;
 use super::xmit::xmit_ipv4_tcp;
 use super::{DropReason, Snapshot, Topology, Verdict};
 use crate::buf::PacketBuf;
-use crate::conn::{tcp_flags, ConnId, Dir};
+use crate::conn::{tcp_flags, ConnId, Dir, EstablishedTouch, Probe};
 use crate::flow::Addr;
 use crate::model::FwdMode;
 use crate::sched::DestId;
@@ -49,6 +49,40 @@ impl Forwarder {
                     }
                 }
             }
+        };
+        let inbound = dir == Dir::Original;
+        self.stats
+            .traffic(c.svc, c.dest.0, inbound, u64::from(h.ip_len));
+        if c.mode == FwdMode::Tun && inbound {
+            let (dest, real) = (c.dest, c.real);
+            *v = self.tun_from_head(snap, topo, in_port, buf, h, dest, &real);
+            return true;
+        }
+        let frame = buf.frame_mut();
+        *v = xmit_ipv4_tcp(&mut self.hops, self.generation, topo, frame, h, c, dir);
+        true
+    }
+
+    /// The common case of [`Forwarder::established_ipv4_tcp`] in one step: a plain ACK of an
+    /// ESTABLISHED connection that `probe` (taken while the index had its present version)
+    /// names, found, touched and forwarded with one read of its entry
+    /// ([`crate::conn::ConnTable::touch_v4`]). False, having changed nothing, for anything
+    /// else, which the two-step path handles.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(super) fn touched_ipv4_tcp<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
+        &mut self,
+        snap: &Snapshot,
+        topo: &T,
+        in_port: u16,
+        buf: &mut B,
+        h: &Ipv4TcpHead,
+        probe: Probe,
+        touch: EstablishedTouch,
+        v: &mut Verdict,
+    ) -> bool {
+        let Some((_, dir, c)) = self.conns.touch_v4(probe, h, touch) else {
+            return false;
         };
         let inbound = dir == Dir::Original;
         self.stats

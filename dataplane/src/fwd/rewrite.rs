@@ -205,6 +205,51 @@ pub(super) fn nat_v4(
     if off + 2 > l4h.len() {
         return None;
     }
+    let octets = |leg: Option<(Addr, u16)>| leg.map(|(a, p)| (a.v4_octets(), p));
+    let old = (old_src, old_dst);
+    rewrite_v4(ip, l4h, (off, udp), old, octets(src), octets(dst), route);
+    Some(true)
+}
+
+/// [`nat_v4`] for the common frame (IPv4 without options at 14, TCP at 34) given as its first
+/// 54 bytes, routed (TTL decremented): every offset is fixed, so nothing is left to check.
+/// `src` and `dst` are the new IPv4 source and destination with their ports.
+#[inline(always)]
+pub(super) fn nat_head_v4(
+    head: &mut [u8; 54],
+    src: Option<([u8; 4], u16)>,
+    dst: Option<([u8; 4], u16)>,
+) {
+    // Constant lengths: the compiler drops these checks.
+    let Some((_, l3)) = head.split_first_chunk_mut::<14>() else {
+        return;
+    };
+    let Some((ip, l4)) = l3.split_first_chunk_mut::<20>() else {
+        return;
+    };
+    let Some(l4h) = l4.first_chunk_mut::<18>() else {
+        return;
+    };
+    let old = (
+        [ip[12], ip[13], ip[14], ip[15]],
+        [ip[16], ip[17], ip[18], ip[19]],
+    );
+    rewrite_v4(ip, l4h, (16, false), old, src, dst, true);
+}
+
+/// The body of [`nat_v4`] and [`nat_head_v4`] on the IPv4 header and the first 18 bytes of the
+/// L4 header, whose checksum is at `off` (`udp`: with UDP's zero rule, `off` ≤ 16); `old` is
+/// the packet's (source, destination) address.
+#[inline(always)]
+fn rewrite_v4(
+    ip: &mut [u8; 20],
+    l4h: &mut [u8; 18],
+    (off, udp): (usize, bool),
+    (old_src, old_dst): ([u8; 4], [u8; 4]),
+    src: Option<([u8; 4], u16)>,
+    dst: Option<([u8; 4], u16)>,
+    route: bool,
+) {
     let (src_ip, src_l4) = leg_v4(ip, l4h, src, old_src, 12, 0);
     let (dst_ip, dst_l4) = leg_v4(ip, l4h, dst, old_dst, 16, 2);
     let mut ip_d = src_ip + dst_ip;
@@ -216,14 +261,16 @@ pub(super) fn nat_v4(
     }
     let ipc = checksum::apply_delta(u16::from_ne_bytes([ip[10], ip[11]]), ip_d);
     ip[10..12].copy_from_slice(&ipc.to_ne_bytes());
-    let c = u16::from_ne_bytes([l4h[off], l4h[off + 1]]);
+    let Some(field) = l4h.get_mut(off..off + 2) else {
+        return;
+    };
+    let c = u16::from_ne_bytes([field[0], field[1]]);
     let c = match (udp, c) {
         (true, 0) => 0,
         (true, c) => checksum::udp_finish(checksum::apply_delta(c, l4_d)),
         (false, c) => checksum::apply_delta(c, l4_d),
     };
-    l4h[off..off + 2].copy_from_slice(&c.to_ne_bytes());
-    Some(true)
+    field.copy_from_slice(&c.to_ne_bytes());
 }
 
 /// One side of [`nat_v4`]: writes the new address (at `aoff` in the IP header) and port (at
@@ -233,7 +280,7 @@ pub(super) fn nat_v4(
 fn leg_v4(
     ip: &mut [u8; 20],
     l4h: &mut [u8; 18],
-    new: Option<(Addr, u16)>,
+    new: Option<([u8; 4], u16)>,
     old: [u8; 4],
     aoff: usize,
     poff: usize,
@@ -241,10 +288,7 @@ fn leg_v4(
     let Some((addr, port)) = new else {
         return (0, 0);
     };
-    let (o, n) = (
-        u32::from_ne_bytes(old),
-        u32::from_ne_bytes(addr.v4_octets()),
-    );
+    let (o, n) = (u32::from_ne_bytes(old), u32::from_ne_bytes(addr));
     if let Some(a) = ip.get_mut(aoff..aoff + 4) {
         a.copy_from_slice(&n.to_ne_bytes());
     }

@@ -2,7 +2,7 @@
 //! decision (route, MACs, or a neighbour to resolve), as IPVS's `ip_vs_*_xmit` functions do.
 
 use super::forwarder::Forwarder;
-use super::rewrite::{nat, nat_v4, set_macs};
+use super::rewrite::{nat, nat_head_v4, set_macs};
 use super::snapshot::{SnapDest, Snapshot};
 use super::{DropReason, Route, Topology, Verdict};
 use crate::buf::PacketBuf;
@@ -125,7 +125,8 @@ pub(super) fn xmit<T: Topology + ?Sized>(
 }
 
 /// [`xmit`] for the frame an [`Ipv4TcpHead`] describes (the established fast path): the same
-/// decisions and bytes, with the rewrite at the head's fixed offsets.
+/// checks in the same order, decisions and bytes, with the rewrite at the head's fixed offsets.
+/// Each mode's rewrite is its own call, so that which legs change is known where it is inlined.
 #[inline(always)]
 pub(super) fn xmit_ipv4_tcp<T: Topology + ?Sized>(
     hops: &mut [Hop],
@@ -136,17 +137,52 @@ pub(super) fn xmit_ipv4_tcp<T: Topology + ?Sized>(
     c: &Conn,
     dir: Dir,
 ) -> Verdict {
-    const AT: (usize, usize, usize, bool) = (Ipv4TcpHead::L3_OFF, Ipv4TcpHead::L4_OFF, 16, false);
-    xmit_with(
-        hops,
-        generation,
-        topo,
-        frame,
-        (true, h.ttl),
-        c,
-        dir,
-        |frame, src, dst| nat_v4(frame, (h.src, h.dst), AT, src, dst, true) == Some(true),
-    )
+    let leg = |a: &Addr, port: u16| Some((a.v4_octets(), port));
+    let done = match (c.mode, dir) {
+        (FwdMode::Dr, Dir::Original) => {
+            return to_real(hops, generation, topo, frame, c.dest, &c.real)
+        }
+        (FwdMode::Nat, Dir::Original) => routable_v4(frame, h, &c.real, None)
+            .map(|head| nat_head_v4(head, None, leg(&c.real, c.rport))),
+        (FwdMode::Nat, Dir::Reply) => routable_v4(frame, h, &c.client, Some(&c.vip))
+            .map(|head| nat_head_v4(head, leg(&c.vip, c.vport), None)),
+        (FwdMode::FullNat, Dir::Original) => routable_v4(frame, h, &c.real, Some(&c.local))
+            .map(|head| nat_head_v4(head, leg(&c.local, c.lport), leg(&c.real, c.rport))),
+        (FwdMode::FullNat, Dir::Reply) => routable_v4(frame, h, &c.client, Some(&c.vip))
+            .map(|head| nat_head_v4(head, leg(&c.vip, c.vport), leg(&c.client, c.cport))),
+        // DR and TUN replies bypass the director; their reply keys are never indexed.
+        (FwdMode::Dr | FwdMode::Tun, Dir::Reply) | (FwdMode::Tun, Dir::Original) => {
+            return Verdict::Drop(DropReason::NoConnection)
+        }
+    };
+    if let Err(v) = done {
+        return v;
+    }
+    match dir {
+        Dir::Original => to_real(hops, generation, topo, frame, c.dest, &c.real),
+        Dir::Reply => reply_to(hops, generation, topo, frame, &c.client),
+    }
+}
+
+/// The checks [`xmit_with`] makes before a rewrite, for the common frame: the packet goes
+/// `toward` an IPv4 address from IPv4 `src` (if the source changes), has TTL to spare, and its
+/// 54-byte head is there to rewrite.
+#[inline(always)]
+fn routable_v4<'f>(
+    frame: &'f mut [u8],
+    h: &Ipv4TcpHead,
+    toward: &Addr,
+    src: Option<&Addr>,
+) -> Result<&'f mut [u8; 54], Verdict> {
+    if !toward.is_v4() || src.is_some_and(|a| !a.is_v4()) {
+        return Err(Verdict::Drop(DropReason::FamilyMismatch));
+    }
+    if h.ttl <= 1 {
+        return Err(Verdict::Drop(DropReason::TtlExceeded));
+    }
+    frame
+        .first_chunk_mut::<54>()
+        .ok_or(Verdict::Drop(DropReason::Malformed))
 }
 
 /// The body of [`xmit`]: `(v4, ttl)` describe the packet, and `rewrite(frame, src, dst)` sets
@@ -236,6 +272,21 @@ fn to_real<T: Topology + ?Sized>(
         h.set_macs(frame);
         return Verdict::Forward { port: h.port };
     }
+    to_real_uncached(hops, generation, topo, frame, dest, real)
+}
+
+/// [`to_real`] without a cached hop: out of line, so that the cached case, every packet but
+/// the first of an epoch, keeps its registers (and writes only a `Forward` verdict).
+#[cold]
+#[inline(never)]
+fn to_real_uncached<T: Topology + ?Sized>(
+    hops: &mut [Hop],
+    generation: u64,
+    topo: &T,
+    frame: &mut [u8],
+    dest: DestId,
+    real: &Addr,
+) -> Verdict {
     match topo.route(real) {
         Some(route) => egress_to_real(hops, generation, topo, frame, dest, real, &route),
         None => Verdict::Drop(DropReason::NoRoute),
@@ -287,8 +338,9 @@ fn egress_to_real<T: Topology + ?Sized>(
 }
 
 /// [`egress`] along `route`, recording in `slot` the hop for `addr` (a real server, or the next
-/// hop of replies) when the topology allows caching and the next hop's MAC is known.
-#[inline(always)]
+/// hop of replies) when the topology allows caching and the next hop's MAC is known. Out of
+/// line: it runs when the cache misses.
+#[inline(never)]
 fn egress_recording<T: Topology + ?Sized>(
     slot: Option<&mut Hop>,
     generation: u64,

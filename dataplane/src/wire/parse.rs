@@ -220,12 +220,9 @@ impl Ipv4TcpHead {
         }
         let ip_len = u16::from_be_bytes([h[16], h[17]]);
         let tcp_len = u16::from(h[46] >> 4) * 4;
-        // The total length covers both headers and fits the frame; the TCP header fits the packet.
-        if ip_len < 40
-            || usize::from(ip_len) > frame.len() - 14
-            || tcp_len < 20
-            || tcp_len > ip_len - 20
-        {
+        // The TCP header is at least 20 bytes, the total length covers both headers (so it is at
+        // least 40) and fits the frame.
+        if tcp_len < 20 || ip_len < 20 + tcp_len || usize::from(ip_len) > frame.len() - 14 {
             return None;
         }
         Some(Ipv4TcpHead {
