@@ -59,7 +59,7 @@ impl Forwarder {
             return true;
         }
         let frame = buf.frame_mut();
-        *v = xmit_ipv4_tcp(&mut self.hops, self.generation, topo, frame, h, c, dir);
+        xmit_ipv4_tcp(&mut self.hops, self.generation, topo, frame, h, c, dir, v);
         true
     }
 
@@ -93,7 +93,7 @@ impl Forwarder {
             return true;
         }
         let frame = buf.frame_mut();
-        *v = xmit_ipv4_tcp(&mut self.hops, self.generation, topo, frame, h, c, dir);
+        xmit_ipv4_tcp(&mut self.hops, self.generation, topo, frame, h, c, dir, v);
         true
     }
 

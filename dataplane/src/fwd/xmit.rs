@@ -126,7 +126,9 @@ pub(super) fn xmit<T: Topology + ?Sized>(
 
 /// [`xmit`] for the frame an [`Ipv4TcpHead`] describes (the established fast path): the same
 /// checks in the same order, decisions and bytes, with the rewrite at the head's fixed offsets.
-/// Each mode's rewrite is its own call, so that which legs change is known where it is inlined.
+/// Each mode's rewrite is its own call, so that which legs change is known where it is inlined;
+/// the verdict goes straight to `v` (see [`reply_to_into`]).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(super) fn xmit_ipv4_tcp<T: Topology + ?Sized>(
     hops: &mut [Hop],
@@ -136,11 +138,12 @@ pub(super) fn xmit_ipv4_tcp<T: Topology + ?Sized>(
     h: &Ipv4TcpHead,
     c: &Conn,
     dir: Dir,
-) -> Verdict {
+    v: &mut Verdict,
+) {
     let leg = |a: &Addr, port: u16| Some((a.v4_octets(), port));
     let done = match (c.mode, dir) {
         (FwdMode::Dr, Dir::Original) => {
-            return to_real(hops, generation, topo, frame, c.dest, &c.real)
+            return to_real_into(hops, generation, topo, frame, c.dest, &c.real, v)
         }
         (FwdMode::Nat, Dir::Original) => routable_v4(frame, h, &c.real, None)
             .map(|head| nat_head_v4(head, None, leg(&c.real, c.rport))),
@@ -152,15 +155,16 @@ pub(super) fn xmit_ipv4_tcp<T: Topology + ?Sized>(
             .map(|head| nat_head_v4(head, leg(&c.vip, c.vport), leg(&c.client, c.cport))),
         // DR and TUN replies bypass the director; their reply keys are never indexed.
         (FwdMode::Dr | FwdMode::Tun, Dir::Reply) | (FwdMode::Tun, Dir::Original) => {
-            return Verdict::Drop(DropReason::NoConnection)
+            Err(Verdict::Drop(DropReason::NoConnection))
         }
     };
-    if let Err(v) = done {
-        return v;
+    if let Err(e) = done {
+        *v = e;
+        return;
     }
     match dir {
-        Dir::Original => to_real(hops, generation, topo, frame, c.dest, &c.real),
-        Dir::Reply => reply_to(hops, generation, topo, frame, &c.client),
+        Dir::Original => to_real_into(hops, generation, topo, frame, c.dest, &c.real, v),
+        Dir::Reply => reply_to_into(hops, generation, topo, frame, &c.client, v),
     }
 }
 
@@ -244,17 +248,35 @@ fn reply_to<T: Topology + ?Sized>(
     frame: &mut [u8],
     dst: &Addr,
 ) -> Verdict {
+    let mut v = Verdict::Kernel;
+    reply_to_into(hops, generation, topo, frame, dst, &mut v);
+    v
+}
+
+/// [`reply_to`] writing its verdict to `v`: the cached case stores a `Forward` verdict's two
+/// fields and no more (a returned verdict is built whole on the stack and copied).
+#[inline(always)]
+fn reply_to_into<T: Topology + ?Sized>(
+    hops: &mut [Hop],
+    generation: u64,
+    topo: &T,
+    frame: &mut [u8],
+    dst: &Addr,
+    v: &mut Verdict,
+) {
     let Some(route) = topo.route(dst) else {
-        return Verdict::Drop(DropReason::NoRoute);
+        *v = Verdict::Drop(DropReason::NoRoute);
+        return;
     };
     if let (Some(epoch), Some(m)) = (topo.epoch(), hops.last()) {
         if m.holds(generation, epoch, &route.next_hop) && m.port == route.port {
             m.set_macs(frame);
-            return Verdict::Forward { port: m.port };
+            *v = Verdict::Forward { port: m.port };
+            return;
         }
     }
     let next_hop = route.next_hop;
-    egress_recording(hops.last_mut(), generation, topo, frame, next_hop, &route)
+    *v = egress_recording(hops.last_mut(), generation, topo, frame, next_hop, &route);
 }
 
 /// [`route_to`] the real server `real` in slot `dest`, through the slot's cached hop when the
@@ -268,11 +290,28 @@ fn to_real<T: Topology + ?Sized>(
     dest: DestId,
     real: &Addr,
 ) -> Verdict {
+    let mut v = Verdict::Kernel;
+    to_real_into(hops, generation, topo, frame, dest, real, &mut v);
+    v
+}
+
+/// [`to_real`] writing its verdict to `v` (see [`reply_to_into`]).
+#[inline(always)]
+fn to_real_into<T: Topology + ?Sized>(
+    hops: &mut [Hop],
+    generation: u64,
+    topo: &T,
+    frame: &mut [u8],
+    dest: DestId,
+    real: &Addr,
+    v: &mut Verdict,
+) {
     if let Some(h) = cached_hop(hops, generation, topo, dest, real) {
         h.set_macs(frame);
-        return Verdict::Forward { port: h.port };
+        *v = Verdict::Forward { port: h.port };
+        return;
     }
-    to_real_uncached(hops, generation, topo, frame, dest, real)
+    *v = to_real_uncached(hops, generation, topo, frame, dest, real);
 }
 
 /// [`to_real`] without a cached hop: out of line, so that the cached case, every packet but
