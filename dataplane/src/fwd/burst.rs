@@ -18,7 +18,7 @@ use crate::buf::PacketBuf;
 use crate::conn::{tcp_flags, ConnId, Dir, Probe};
 use crate::flow::{FlowKey, Proto};
 use crate::prefetch::Prefetch;
-use crate::wire::{parse_frame_into, Ipv4TcpHead, ParsedFrame};
+use crate::wire::{parse_frame, parse_frame_into, Ipv4TcpHead, ParsedFrame};
 
 /// Frames [`Forwarder::process_burst`] stages together (the worker's RX burst). The more frames
 /// a group holds, the more of their index and entry misses are in flight at once: on huge pages
@@ -31,6 +31,9 @@ pub const BURST: usize = 64;
 pub(super) struct Look {
     /// TCP or UDP with ports (not a later fragment); `None` for anything else.
     pub(super) proto: Option<Proto>,
+    /// The common frame ([`Ipv4TcpHead::read`] took it): the last pass reads its head again
+    /// from the frame (still in cache) rather than from a copy staged here.
+    pub(super) common: bool,
     pub(super) hash: u64,
     pub(super) probe: Probe,
 }
@@ -39,6 +42,7 @@ impl Look {
     /// A frame that is not TCP or UDP with ports, or that did not parse.
     pub(super) const OTHER: Look = Look {
         proto: None,
+        common: false,
         hash: 0,
         probe: Probe::Absent,
     };
@@ -83,13 +87,11 @@ impl Forwarder {
         self.conns.advance(now_ms);
         for (bufs, verdicts) in bufs.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
             let n = bufs.len().min(verdicts.len()).min(BURST);
-            let mut heads = [None; BURST];
             let mut looks = [Look::OTHER; BURST];
             for i in 0..n {
                 let frame = bufs[i].frame();
                 if let Some(h) = Ipv4TcpHead::read(frame) {
                     looks[i] = self.first_look_ipv4_tcp(&h);
-                    heads[i] = Some(h);
                 } else if parse_frame_into(frame, &mut self.parsed[i]).is_ok() {
                     looks[i] = self.first_look(&self.parsed[i]);
                 }
@@ -114,16 +116,11 @@ impl Forwarder {
                 let fresh = self.conns.index_version() == version;
                 // The common frame of an established connection stays in this loop; everything
                 // else goes out of line, so that the loop's registers serve the common frame.
-                let fast = match &heads[i] {
-                    Some(h) if fresh => {
-                        self.touched_ipv4_tcp(snap, topo, in_port, b, h, look.probe, touch, v)
-                    }
-                    _ => false,
-                };
+                let fast = fresh
+                    && look.common
+                    && self.touched_ipv4_tcp(snap, topo, in_port, b, look.probe, touch, v);
                 if !fast {
-                    self.finish_staged(
-                        snap, topo, in_port, b, &heads[i], look, i, fresh, now_ms, v,
-                    );
+                    self.finish_staged(snap, topo, in_port, b, look, i, fresh, now_ms, v);
                 }
                 match *v {
                     Verdict::Forward { .. } | Verdict::Resolve { .. } => forwarded += 1,
@@ -145,14 +142,19 @@ impl Forwarder {
         topo: &T,
         in_port: u16,
         b: &mut B,
-        head: &Option<Ipv4TcpHead>,
         look: &Look,
         i: usize,
         fresh: bool,
         now_ms: u64,
         v: &mut Verdict,
     ) {
-        match head {
+        // A common frame's bytes are those the first pass read: it reads the same head.
+        let head = if look.common {
+            Ipv4TcpHead::read(b.frame())
+        } else {
+            None
+        };
+        match &head {
             Some(h) => {
                 let found = if fresh {
                     self.conns.resolve_v4(look.probe, look.hash, h)
@@ -169,9 +171,16 @@ impl Forwarder {
             None => {
                 // A copy: `finish` needs the whole forwarder. A frame without a flow key may
                 // find an earlier burst's parse here; without a key, `finish` does not read it.
-                let Some(pf) = self.parsed.get(i).copied() else {
-                    *v = Verdict::Drop(super::DropReason::Malformed);
-                    return;
+                let pf = match (look.common, self.parsed.get(i)) {
+                    (false, Some(pf)) => *pf,
+                    // Not reached: a common frame reads its head again (above).
+                    _ => match parse_frame(b.frame()) {
+                        Ok(pf) => pf,
+                        Err(_) => {
+                            *v = Verdict::Drop(super::DropReason::Malformed);
+                            return;
+                        }
+                    },
                 };
                 let key = look.key(&pf);
                 let found = match &key {
@@ -191,6 +200,7 @@ impl Forwarder {
         match pf.flow_key() {
             Some(key) => Look {
                 proto: Some(key.proto),
+                common: false,
                 hash: self.conns.hash(&key),
                 probe: Probe::Absent,
             },
@@ -203,6 +213,7 @@ impl Forwarder {
     fn first_look_ipv4_tcp(&self, h: &Ipv4TcpHead) -> Look {
         Look {
             proto: Some(Proto::Tcp),
+            common: true,
             hash: self
                 .conns
                 .hash_v4((h.src, h.dst), (h.sport, h.dport), Proto::Tcp),

@@ -63,11 +63,11 @@ impl Forwarder {
         true
     }
 
-    /// The common case of [`Forwarder::established_ipv4_tcp`] in one step: a plain ACK of an
-    /// ESTABLISHED connection that `probe` (taken while the index had its present version)
-    /// names, found, touched and forwarded with one read of its entry
-    /// ([`crate::conn::ConnTable::touch_v4`]). False, having changed nothing, for anything
-    /// else, which the two-step path handles.
+    /// The common case of [`Forwarder::established_ipv4_tcp`] in one step, for a frame that
+    /// [`Ipv4TcpHead::read`] took: a plain ACK of an ESTABLISHED connection that `probe` (taken
+    /// while the index had its present version) names, found, touched and forwarded with one
+    /// read of its entry ([`crate::conn::ConnTable::touch_v4`]). False, having changed nothing,
+    /// for anything else, which the two-step path handles.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub(super) fn touched_ipv4_tcp<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
@@ -76,12 +76,15 @@ impl Forwarder {
         topo: &T,
         in_port: u16,
         buf: &mut B,
-        h: &Ipv4TcpHead,
         probe: Probe,
         touch: EstablishedTouch,
         v: &mut Verdict,
     ) -> bool {
-        let Some((_, dir, c)) = self.conns.touch_v4(probe, h, touch) else {
+        let frame = buf.frame_mut();
+        let Some(h) = Ipv4TcpHead::read_known(frame) else {
+            return false;
+        };
+        let Some((_, dir, c)) = self.conns.touch_v4(probe, &h, touch) else {
             return false;
         };
         let inbound = dir == Dir::Original;
@@ -89,12 +92,29 @@ impl Forwarder {
             .traffic(c.svc, c.dest.0, inbound, u64::from(h.ip_len));
         if c.mode == FwdMode::Tun && inbound {
             let (dest, real) = (c.dest, c.real);
-            *v = self.tun_from_head(snap, topo, in_port, buf, h, dest, &real);
+            *v = self.tun_from_frame(snap, topo, in_port, buf, dest, &real);
             return true;
         }
-        let frame = buf.frame_mut();
-        xmit_ipv4_tcp(&mut self.hops, self.generation, topo, frame, h, c, dir, v);
+        xmit_ipv4_tcp(&mut self.hops, self.generation, topo, frame, &h, c, dir, v);
         true
+    }
+
+    /// [`Forwarder::tun_from_head`] for a frame [`Ipv4TcpHead::read`] took, reading its head
+    /// again here so that the caller's copy stays in registers.
+    #[inline(never)]
+    fn tun_from_frame<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
+        &mut self,
+        snap: &Snapshot,
+        topo: &T,
+        in_port: u16,
+        buf: &mut B,
+        dest: DestId,
+        real: &Addr,
+    ) -> Verdict {
+        match Ipv4TcpHead::read_known(buf.frame()) {
+            Some(h) => self.tun_from_head(snap, topo, in_port, buf, &h, dest, real),
+            None => Verdict::Drop(DropReason::Malformed),
+        }
     }
 
     /// [`Forwarder::xmit_tun`] from a head; out of line, like every full
