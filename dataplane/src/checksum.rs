@@ -18,12 +18,14 @@ use crate::flow::Addr;
 
 /// Folds a wide ones'-complement accumulator to 16 bits (end-around carry).
 #[inline]
-pub fn fold(mut acc: u64) -> u16 {
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc as u16
+///
+/// 64 → 32 bits with one add and its carry (the sum of the halves plus the carry cannot
+/// overflow); 32 → 16 bits by adding the word to itself rotated by 16, whose top half is the
+/// end-around sum of the halves. Zero only for zero, like the textbook four-step fold.
+pub fn fold(acc: u64) -> u16 {
+    let (sum, carry) = (acc as u32).overflowing_add((acc >> 32) as u32);
+    let x = sum + u32::from(carry);
+    (x.wrapping_add(x.rotate_right(16)) >> 16) as u16
 }
 
 /// The ones'-complement sum of `data` as big-endian 16-bit words; an odd last byte is padded with zero.
@@ -391,7 +393,41 @@ mod tests {
         a == b || (a == 0 || a == 0xffff) && (b == 0 || b == 0xffff)
     }
 
+    /// The textbook fold: end-around carry twice at 32 bits, twice at 16.
+    fn reference_fold(mut acc: u64) -> u16 {
+        acc = (acc & 0xffff_ffff) + (acc >> 32);
+        acc = (acc & 0xffff_ffff) + (acc >> 32);
+        acc = (acc & 0xffff) + (acc >> 16);
+        acc = (acc & 0xffff) + (acc >> 16);
+        acc as u16
+    }
+
+    #[test]
+    fn test_fold_edges() {
+        for acc in [
+            0,
+            1,
+            0xffff,
+            0x1_0000,
+            0xffff_ffff,
+            0x1_0000_0000,
+            0x1_0000_ffff,
+            0xffff_0000_ffff,
+            u64::MAX,
+            u64::MAX - 1,
+        ] {
+            assert_eq!(fold(acc), reference_fold(acc), "{acc:#x}");
+        }
+    }
+
     proptest! {
+        /// Bit for bit the textbook fold, zero only for zero.
+        #[test]
+        fn prop_fold_matches_reference(acc in any::<u64>(), small in any::<u32>()) {
+            prop_assert_eq!(fold(acc), reference_fold(acc));
+            prop_assert_eq!(fold(u64::from(small)), reference_fold(u64::from(small)));
+        }
+
         #[test]
         fn prop_sum_matches_reference(data in proptest::collection::vec(any::<u8>(), 0..300)) {
             prop_assert_eq!(sum(&data), reference_sum(&data));
