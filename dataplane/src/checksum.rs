@@ -197,6 +197,38 @@ pub fn delta_addr(old: &Addr, new: &Addr) -> u64 {
     }
 }
 
+/// The terms of a 32-bit word read in native byte order changing from `old` to `new`, nothing
+/// when it does not change (the IPv4 rewrites sum these; see [`apply_delta`]).
+#[inline(always)]
+pub fn term32(old: u32, new: u32) -> u64 {
+    if old == new {
+        0
+    } else {
+        u64::from(!old) + u64::from(new)
+    }
+}
+
+/// [`term32`] for a 16-bit word.
+#[inline(always)]
+pub fn term16(old: u16, new: u16) -> u64 {
+    if old == new {
+        0
+    } else {
+        delta16(old, new)
+    }
+}
+
+/// The folded sum of the changes that undo those `sum` folds (each change from `new` back to
+/// `old`): its ones' complement negation, zero staying zero (no change) and `0xffff` (changes
+/// that cancel out) staying `0xffff`.
+#[inline(always)]
+pub fn negate_sum(sum: u16) -> u16 {
+    match sum {
+        0 | 0xffff => sum,
+        s => !s,
+    }
+}
+
 /// `csum` after the changes whose deltas were summed into `delta`: bit for bit what applying
 /// [`update16`], [`update32`] and [`update_addr`] one change after the other gives (ones'
 /// complement addition is associative, and a fold is zero only when every term is), for the

@@ -4,6 +4,7 @@
 use super::state::ConnState;
 use super::wheel::{Link, Timed};
 use super::ConnId;
+use crate::checksum;
 use crate::flow::{Addr, FlowKey, Proto};
 use crate::model::FwdMode;
 use crate::sched::DestId;
@@ -32,15 +33,15 @@ pub(super) mod flag {
 /// (client = masked client network, `vport` = persistent port or 0), or a reply-direction alias.
 ///
 /// Layout (`repr(C)`, 104 B): what every lookup and established packet reads comes first, so
-/// that a DR or NAT packet touches bytes 0..80 only (two cache lines wherever the 112-byte slab
+/// that a DR packet touches bytes 0..80 only (two cache lines wherever the 112-byte slab
 /// entry starts, against three for half the entries with the local address in the middle):
 ///
 /// ```text
 ///  0 client 16 vip 32 cport vport proto mode state flags 40 expires 48 timeout dest svc
-/// 60 lport rport 64 real 80 local 96 tmpl owner 102 (pad 104)
+/// 60 lport rport 64 real 80 local 96 tmpl owner 102 nat_sum 104
 /// ```
 ///
-/// [`ConnTable::prefetch_entry`](super::ConnTable::prefetch_entry) fetches bytes 0..96.
+/// [`ConnTable::prefetch_entry`](super::ConnTable::prefetch_entry) fetches bytes 0..104.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(C)]
 pub struct Conn {
@@ -77,6 +78,8 @@ pub struct Conn {
     pub(super) tmpl: u32,
     /// The core that owns the connection (differs from this core's only for an alias).
     pub owner: u16,
+    /// See [`Conn::nat_sum`].
+    pub(super) nat_sum: u16,
 }
 
 impl Conn {
@@ -96,6 +99,7 @@ impl Conn {
         timeout_s: 0,
         tmpl: 0,
         owner: 0,
+        nat_sum: 0,
         proto: Proto::Tcp,
         mode: FwdMode::Dr,
         state: ConnState::None,
@@ -135,6 +139,22 @@ impl Conn {
     #[inline]
     pub fn has_reply_leg(&self) -> bool {
         matches!(self.mode, FwdMode::Nat | FwdMode::FullNat)
+    }
+
+    /// The folded ones' complement sum of the IPv4 address changes the NAT rewrite of a client
+    /// packet makes (NAT: VIP → real server; FullNAT: also client → local address), summed as
+    /// the rewrite sums them (`checksum::term32`), so that the fast path updates checksums
+    /// without summing them per packet; 0 for other modes and families. A reply undoes those
+    /// changes: [`Conn::reply_nat_sum`].
+    #[inline(always)]
+    pub fn nat_sum(&self) -> u16 {
+        self.nat_sum
+    }
+
+    /// [`Conn::nat_sum`] for a reply packet: its changes undo the client packet's.
+    #[inline(always)]
+    pub fn reply_nat_sum(&self) -> u16 {
+        checksum::negate_sum(self.nat_sum)
     }
 
     /// The protocol state.
@@ -203,6 +223,23 @@ impl Conn {
     }
 }
 
+/// [`Conn::nat_sum`] of a connection in `mode` whose client packets' addresses `from` (client,
+/// VIP) become `to` (local address, real server).
+fn nat_sum(mode: FwdMode, [client, vip]: [&Addr; 2], [local, real]: [&Addr; 2]) -> u16 {
+    let term = |o: &Addr, n: &Addr| {
+        let ne = |a: &Addr| u32::from_ne_bytes(a.v4_octets());
+        checksum::term32(ne(o), ne(n))
+    };
+    let all_v4 = |a: &[&Addr]| a.iter().all(|a| a.is_v4());
+    match mode {
+        FwdMode::Nat if all_v4(&[vip, real]) => checksum::fold(term(vip, real)),
+        FwdMode::FullNat if all_v4(&[client, vip, local, real]) => {
+            checksum::fold(term(client, local) + term(vip, real))
+        }
+        _ => 0,
+    }
+}
+
 /// What the forwarder knows when it creates a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NewConn {
@@ -251,6 +288,11 @@ impl NewConn {
             timeout_s: 0,
             tmpl: 0,
             owner,
+            nat_sum: nat_sum(
+                self.mode,
+                [&self.client, &self.vip],
+                [&self.local, &self.real],
+            ),
             proto: self.proto,
             mode: self.mode,
             state,

@@ -89,14 +89,14 @@ impl ConnTable {
     }
 
     /// Prefetches every cache line a packet reads of the entry that index reference `r` (a
-    /// [`Probe::Candidate`]) names: bytes 0..96, at most three lines, whose first, middle and
-    /// last are those of bytes 0, 64 and 95.
+    /// [`Probe::Candidate`]) names: bytes 0..104, at most three lines, whose first, middle and
+    /// last are those of bytes 0, 64 and 103.
     #[inline(always)]
     pub fn prefetch_entry(&self, r: u32, pf: &impl Prefetch) {
         if let Some(e) = self.slab.get((r & !REPLY_BIT) as usize) {
             pf.prefetch(&e.conn.client);
             pf.prefetch(&e.conn.real);
-            pf.prefetch(&e.conn.local.0[15]);
+            pf.prefetch(&e.conn.nat_sum);
         }
     }
 
@@ -155,8 +155,9 @@ mod tests {
             t.prefetch_entry(id.0, &pf);
             let mut fetched = pf.0.into_inner();
             fetched.dedup();
-            // A packet reads bytes 0..96 at most (FullNAT); nothing outside is fetched.
-            assert_eq!(fetched, lines(96), "entry {} at {}", id.0, start % 64);
+            // A packet reads bytes 0..104 at most (NAT and FullNAT: `nat_sum` at 102); nothing
+            // outside is fetched.
+            assert_eq!(fetched, lines(104), "entry {} at {}", id.0, start % 64);
         }
     }
 

@@ -213,8 +213,9 @@ pub(super) fn nat_v4(
 
 /// [`nat_v4`] for the common frame (IPv4 without options at 14, TCP at 34) given as its first
 /// 54 bytes, routed (TTL decremented): every offset is fixed, so nothing is left to check.
-/// `src` and `dst` are the new IPv4 source and destination with their ports.
-#[inline(always)]
+/// `src` and `dst` are the new IPv4 source and destination with their ports. The reference
+/// [`nat_head_v4_summed`] is tested against.
+#[cfg(test)]
 pub(super) fn nat_head_v4(
     head: &mut [u8; 54],
     src: Option<([u8; 4], u16)>,
@@ -292,25 +293,62 @@ fn leg_v4(
     if let Some(a) = ip.get_mut(aoff..aoff + 4) {
         a.copy_from_slice(&n.to_ne_bytes());
     }
-    let addr_d = if o == n {
-        0
-    } else {
-        u64::from(!o) + u64::from(n)
-    };
+    let addr_d = checksum::term32(o, n);
+    (addr_d, addr_d + port_v4(l4h, port, poff))
+}
+
+/// Writes `port` at `poff` of the L4 header and returns the checksum terms of the change.
+#[inline(always)]
+fn port_v4(l4h: &mut [u8; 18], port: u16, poff: usize) -> u64 {
     let Some(p) = l4h.get_mut(poff..poff + 2) else {
-        return (addr_d, addr_d);
+        return 0;
     };
     let (op, np) = (
         u16::from_ne_bytes([p[0], p[1]]),
         u16::from_ne_bytes(port.to_be_bytes()),
     );
     p.copy_from_slice(&np.to_ne_bytes());
-    let port_d = if op == np {
-        0
-    } else {
-        checksum::delta16(op, np)
+    checksum::term16(op, np)
+}
+
+/// [`nat_head_v4`] for a packet of a connection whose address changes were summed when it was
+/// created ([`crate::conn::Conn::nat_sum`]): the addresses are written, not summed again, and
+/// only the ports' changes are. Bit for bit what [`nat_head_v4`] writes, as long as `addr_sum`
+/// folds the terms of this packet's address changes: both checksums are ones' complement sums
+/// of the same terms, and a fold is zero only when every term is.
+#[inline(always)]
+pub(super) fn nat_head_v4_summed(
+    head: &mut [u8; 54],
+    src: Option<([u8; 4], u16)>,
+    dst: Option<([u8; 4], u16)>,
+    addr_sum: u16,
+) {
+    // Constant lengths: the compiler drops these checks.
+    let Some((_, l3)) = head.split_first_chunk_mut::<14>() else {
+        return;
     };
-    (addr_d, addr_d + port_d)
+    let Some((ip, l4)) = l3.split_first_chunk_mut::<20>() else {
+        return;
+    };
+    let Some(l4h) = l4.first_chunk_mut::<18>() else {
+        return;
+    };
+    let mut l4_d = u64::from(addr_sum);
+    if let Some((addr, port)) = src {
+        ip[12..16].copy_from_slice(&addr);
+        l4_d += port_v4(l4h, port, 0);
+    }
+    if let Some((addr, port)) = dst {
+        ip[16..20].copy_from_slice(&addr);
+        l4_d += port_v4(l4h, port, 2);
+    }
+    let old = u16::from_ne_bytes([ip[8], ip[9]]);
+    ip[8] = ip[8].saturating_sub(1);
+    let ip_d = u64::from(addr_sum) + checksum::delta16(old, u16::from_ne_bytes([ip[8], ip[9]]));
+    let ipc = checksum::apply_delta(u16::from_ne_bytes([ip[10], ip[11]]), ip_d);
+    ip[10..12].copy_from_slice(&ipc.to_ne_bytes());
+    let c = checksum::apply_delta(u16::from_ne_bytes([l4h[16], l4h[17]]), l4_d);
+    l4h[16..18].copy_from_slice(&c.to_ne_bytes());
 }
 
 /// Writes one side's new address (at `aoff`) and port (at `poff`, if the packet has ports) and
@@ -430,6 +468,67 @@ mod tests {
             proptest::prop_assert_eq!(nat_v4(&mut a, (pf.src.v4_octets(), pf.dst.v4_octets()), at, src, dst, route), Some(true));
             proptest::prop_assert!(nat_any(&mut b, &pf, (14, 34, true, field), src, dst, route));
             proptest::prop_assert_eq!(a, b);
+        }
+    }
+
+    proptest::proptest! {
+        /// With the connection's address changes summed beforehand (as `Conn::nat_sum` does),
+        /// the head rewrite writes the same bytes as summing them per packet, whatever the
+        /// checksums in the frame (0xffff included) and whether anything changes.
+        #[test]
+        fn prop_summed_head_rewrite_matches_per_packet(
+            src in proptest::option::of((proptest::prelude::any::<[u8; 4]>(), 0u16..3)),
+            dst in proptest::option::of((proptest::prelude::any::<[u8; 4]>(), 0u16..3)),
+            ttl in 2u8..=255,
+            ip_csum in proptest::prelude::any::<u16>(),
+            tcp_csum in proptest::prelude::any::<u16>(),
+            special in 0u8..3,
+        ) {
+            let mut f = Vec::new();
+            PacketBuilder::ethernet2([1; 6], [2; 6])
+                .ipv4([192, 0, 2, 1], [198, 51, 100, 10], ttl)
+                .tcp(40000, 80, 7, 1000)
+                .write(&mut f, &[])
+                .unwrap();
+            let (ip_csum, tcp_csum) = match special {
+                0 => (ip_csum, tcp_csum),
+                1 => (0xffff, 0xffff),
+                _ => (0, 0),
+            };
+            f[24..26].copy_from_slice(&ip_csum.to_be_bytes());
+            f[50..52].copy_from_slice(&tcp_csum.to_be_bytes());
+            let old = ([192, 0, 2, 1], [198, 51, 100, 10]);
+            // Addresses are random or the packet's own; ports 0..3 are new or (0) the same.
+            let pick = |leg: Option<([u8; 4], u16)>, own: [u8; 4], own_port: u16| {
+                leg.map(|(a, p)| if p == 0 { (own, own_port) } else { (a, p) })
+            };
+            let (src, dst) = (pick(src, old.0, 40000), pick(dst, old.1, 80));
+            let ne = u32::from_ne_bytes;
+            let term = |o: [u8; 4], leg: Option<([u8; 4], u16)>| {
+                leg.map_or(0, |(n, _)| checksum::term32(ne(o), ne(n)))
+            };
+            let sum = checksum::fold(term(old.0, src) + term(old.1, dst));
+            let (mut a, mut b) = (f.clone(), f.clone());
+            nat_head_v4(a.first_chunk_mut::<54>().unwrap(), src, dst);
+            nat_head_v4_summed(b.first_chunk_mut::<54>().unwrap(), src, dst, sum);
+            proptest::prop_assert_eq!(a, b);
+        }
+
+        /// A reply's summed changes (new back to old) are the negation `Conn::reply_nat_sum`
+        /// takes of the client packet's.
+        #[test]
+        fn prop_reply_sum_is_negation(
+            o1 in proptest::prelude::any::<u32>(),
+            n1 in proptest::prelude::any::<u32>(),
+            o2 in proptest::prelude::any::<u32>(),
+            n2 in proptest::prelude::any::<u32>(),
+            same in 0u8..4,
+        ) {
+            let n1 = if same & 1 != 0 { o1 } else { n1 };
+            let n2 = if same & 2 != 0 { o2 } else { n2 };
+            let there = checksum::fold(checksum::term32(o1, n1) + checksum::term32(o2, n2));
+            let back = checksum::fold(checksum::term32(n1, o1) + checksum::term32(n2, o2));
+            proptest::prop_assert_eq!(checksum::negate_sum(there), back);
         }
     }
 

@@ -2,7 +2,7 @@
 //! decision (route, MACs, or a neighbour to resolve), as IPVS's `ip_vs_*_xmit` functions do.
 
 use super::forwarder::Forwarder;
-use super::rewrite::{nat, nat_head_v4, set_macs};
+use super::rewrite::{nat, nat_head_v4_summed, set_macs};
 use super::snapshot::{SnapDest, Snapshot};
 use super::{DropReason, Route, Topology, Verdict};
 use crate::buf::PacketBuf;
@@ -125,7 +125,9 @@ pub(super) fn xmit<T: Topology + ?Sized>(
 }
 
 /// [`xmit`] for the frame an [`Ipv4TcpHead`] describes (the established fast path): the same
-/// checks in the same order, decisions and bytes, with the rewrite at the head's fixed offsets.
+/// checks in the same order, decisions and bytes, with the rewrite at the head's fixed offsets
+/// and the connection's address changes summed once, when it was created
+/// ([`Conn::nat_sum`]).
 /// Each mode's rewrite is its own call, so that which legs change is known where it is inlined;
 /// the verdict goes straight to `v` (see [`reply_to_into`]).
 #[allow(clippy::too_many_arguments)]
@@ -146,13 +148,21 @@ pub(super) fn xmit_ipv4_tcp<T: Topology + ?Sized>(
             return to_real_into(hops, generation, topo, frame, c.dest, &c.real, v)
         }
         (FwdMode::Nat, Dir::Original) => routable_v4(frame, h, &c.real, None)
-            .map(|head| nat_head_v4(head, None, leg(&c.real, c.rport))),
+            .map(|head| nat_head_v4_summed(head, None, leg(&c.real, c.rport), c.nat_sum())),
         (FwdMode::Nat, Dir::Reply) => routable_v4(frame, h, &c.client, Some(&c.vip))
-            .map(|head| nat_head_v4(head, leg(&c.vip, c.vport), None)),
-        (FwdMode::FullNat, Dir::Original) => routable_v4(frame, h, &c.real, Some(&c.local))
-            .map(|head| nat_head_v4(head, leg(&c.local, c.lport), leg(&c.real, c.rport))),
-        (FwdMode::FullNat, Dir::Reply) => routable_v4(frame, h, &c.client, Some(&c.vip))
-            .map(|head| nat_head_v4(head, leg(&c.vip, c.vport), leg(&c.client, c.cport))),
+            .map(|head| nat_head_v4_summed(head, leg(&c.vip, c.vport), None, c.reply_nat_sum())),
+        (FwdMode::FullNat, Dir::Original) => {
+            routable_v4(frame, h, &c.real, Some(&c.local)).map(|head| {
+                let (src, dst) = (leg(&c.local, c.lport), leg(&c.real, c.rport));
+                nat_head_v4_summed(head, src, dst, c.nat_sum())
+            })
+        }
+        (FwdMode::FullNat, Dir::Reply) => {
+            routable_v4(frame, h, &c.client, Some(&c.vip)).map(|head| {
+                let (src, dst) = (leg(&c.vip, c.vport), leg(&c.client, c.cport));
+                nat_head_v4_summed(head, src, dst, c.reply_nat_sum())
+            })
+        }
         // DR and TUN replies bypass the director; their reply keys are never indexed.
         (FwdMode::Dr | FwdMode::Tun, Dir::Reply) | (FwdMode::Tun, Dir::Original) => {
             Err(Verdict::Drop(DropReason::NoConnection))
