@@ -4,7 +4,7 @@
 //! verdict as [`Forwarder::established`] (property-tested against it), in fewer instructions.
 
 use super::forwarder::Forwarder;
-use super::xmit::xmit_ipv4_tcp;
+use super::xmit::{to_real_into, xmit_ipv4_tcp};
 use super::{DropReason, Snapshot, Topology, Verdict};
 use crate::buf::PacketBuf;
 use crate::conn::{tcp_flags, ConnId, Dir, EstablishedTouch, Probe};
@@ -90,12 +90,23 @@ impl Forwarder {
         let inbound = dir == Dir::Original;
         self.stats
             .traffic(c.svc, c.dest.0, inbound, u64::from(h.ip_len));
-        if c.mode == FwdMode::Tun && inbound {
-            let (dest, real) = (c.dest, c.real);
-            *v = self.tun_from_frame(snap, topo, in_port, buf, dest, &real);
-            return true;
+        match (c.mode, inbound) {
+            // DR first: one test, no dispatch.
+            (FwdMode::Dr, true) => to_real_into(
+                &mut self.hops,
+                self.generation,
+                topo,
+                frame,
+                c.dest,
+                &c.real,
+                v,
+            ),
+            (FwdMode::Tun, true) => {
+                let (dest, real) = (c.dest, c.real);
+                *v = self.tun_from_frame(snap, topo, in_port, buf, dest, &real);
+            }
+            _ => xmit_ipv4_tcp(&mut self.hops, self.generation, topo, frame, &h, c, dir, v),
         }
-        xmit_ipv4_tcp(&mut self.hops, self.generation, topo, frame, &h, c, dir, v);
         true
     }
 

@@ -307,7 +307,7 @@ fn to_real<T: Topology + ?Sized>(
 
 /// [`to_real`] writing its verdict to `v` (see [`reply_to_into`]).
 #[inline(always)]
-fn to_real_into<T: Topology + ?Sized>(
+pub(super) fn to_real_into<T: Topology + ?Sized>(
     hops: &mut [Hop],
     generation: u64,
     topo: &T,
