@@ -142,7 +142,8 @@ impl ConnTable {
             return None;
         }
         let (id, dir) = decode_ref(r);
-        let c = &mut self.slab.get_mut(id.0 as usize)?.conn;
+        let i = id.0 as usize;
+        let c = &self.slab.get(i)?.conn;
         let key_matches = match dir {
             Dir::Original => {
                 (c.cport, c.vport, c.proto) == (h.sport, h.dport, Proto::Tcp)
@@ -157,21 +158,32 @@ impl ConnTable {
         {
             return None;
         }
-        let earlier = t.expires_ms < c.expires_ms;
+        if t.expires_ms < c.expires_ms {
+            return self.touch_earlier(id, dir, t);
+        }
+        // Written through a second borrow: the shared one above cannot be returned on one
+        // path and given up for `touch_earlier` on the other.
+        let c = &mut self.slab.get_mut(i)?.conn;
         c.expires_ms = t.expires_ms;
         c.timeout_s = t.timeout_s;
-        if earlier {
-            self.rearm_earlier(id);
-        }
-        self.slab.get(id.0 as usize).map(|e| (id, dir, &e.conn))
+        Some((id, dir, c))
     }
 
-    /// Refiles entry `id`, whose expiry moved earlier (a shorter timeout took over), in the
-    /// wheel; rare, so out of line.
+    /// The end of [`ConnTable::touch_v4`] for an entry whose expiry moves earlier (a shorter
+    /// timeout took over): it is refiled in the wheel. Rare, so out of line.
     #[cold]
     #[inline(never)]
-    fn rearm_earlier(&mut self, id: ConnId) {
+    fn touch_earlier(
+        &mut self,
+        id: ConnId,
+        dir: Dir,
+        t: EstablishedTouch,
+    ) -> Option<(ConnId, Dir, &Conn)> {
+        let c = &mut self.slab.get_mut(id.0 as usize)?.conn;
+        c.expires_ms = t.expires_ms;
+        c.timeout_s = t.timeout_s;
         self.wheel.rearm(&mut self.slab, id.0);
+        self.slab.get(id.0 as usize).map(|e| (id, dir, &e.conn))
     }
 
     /// [`ConnTable::on_packet`] through the TCP transition table (`id` is a live connection).
