@@ -178,9 +178,12 @@ pub(super) fn xmit_ipv4_tcp<T: Topology + ?Sized>(
     }
 }
 
-/// The checks [`xmit_with`] makes before a rewrite, for the common frame: the packet goes
-/// `toward` an IPv4 address from IPv4 `src` (if the source changes), has TTL to spare, and its
-/// 54-byte head is there to rewrite.
+/// The checks [`xmit_with`] makes before a rewrite, for the common frame: the packet has TTL
+/// to spare and its 54-byte head is there to rewrite. `xmit_with`'s family check (the packet
+/// goes `toward` an IPv4 address from IPv4 `src`) holds by construction here: the packet's
+/// addresses matched the connection's IPv4 key, and a connection's addresses share one family
+/// (`Forwarder::new_conn` refuses a real server of the other family, and `LocalPorts::alloc`
+/// takes a local address of the real server's).
 #[inline(always)]
 fn routable_v4<'f>(
     frame: &'f mut [u8],
@@ -188,9 +191,7 @@ fn routable_v4<'f>(
     toward: &Addr,
     src: Option<&Addr>,
 ) -> Result<&'f mut [u8; 54], Verdict> {
-    if !toward.is_v4() || src.is_some_and(|a| !a.is_v4()) {
-        return Err(Verdict::Drop(DropReason::FamilyMismatch));
-    }
+    debug_assert!(toward.is_v4() && src.is_none_or(Addr::is_v4));
     if h.ttl <= 1 {
         return Err(Verdict::Drop(DropReason::TtlExceeded));
     }
