@@ -312,8 +312,8 @@ fn port_v4(l4h: &mut [u8; 18], port: u16, poff: usize) -> u64 {
 }
 
 /// [`nat_head_v4`] for a packet of a connection whose address changes were summed when it was
-/// created ([`crate::conn::Conn::nat_sum`]): the addresses are written, not summed again, and
-/// only the ports' changes are. Bit for bit what [`nat_head_v4`] writes, as long as `addr_sum`
+/// created ([`crate::conn::Conn::nat_sum`]), with a TTL above 1: the addresses are written, not
+/// summed again, and only the ports' changes are. Bit for bit what [`nat_head_v4`] writes, as long as `addr_sum`
 /// folds the terms of this packet's address changes: both checksums are ones' complement sums
 /// of the same terms, and a fold is zero only when every term is.
 #[inline(always)]
@@ -342,9 +342,13 @@ pub(super) fn nat_head_v4_summed(
         ip[16..20].copy_from_slice(&addr);
         l4_d += port_v4(l4h, port, 2);
     }
-    let old = u16::from_ne_bytes([ip[8], ip[9]]);
-    ip[8] = ip[8].saturating_sub(1);
-    let ip_d = u64::from(addr_sum) + checksum::delta16(old, u16::from_ne_bytes([ip[8], ip[9]]));
+    // The TTL goes down by one (the caller checked it is above 1): the word holding it, read
+    // in native order, goes down by d = from_ne_bytes([1, 0]), whose terms are
+    // !w + (w − d) = 0xffff − d whatever the word (0xfffe on a little-endian machine).
+    const TTL_TERMS: u64 = 0xffff - u16::from_ne_bytes([1, 0]) as u64;
+    debug_assert!(ip[8] > 1);
+    ip[8] = ip[8].wrapping_sub(1);
+    let ip_d = u64::from(addr_sum) + TTL_TERMS;
     let ipc = checksum::apply_delta(u16::from_ne_bytes([ip[10], ip[11]]), ip_d);
     ip[10..12].copy_from_slice(&ipc.to_ne_bytes());
     let c = checksum::apply_delta(u16::from_ne_bytes([l4h[16], l4h[17]]), l4_d);
