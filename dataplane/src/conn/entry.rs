@@ -304,8 +304,8 @@ impl NewConn {
 /// A slab slot: the connection and its timer links (the free list reuses `link.next`).
 ///
 /// Aligned to 16 so that an entry starts at byte 0, 16, 32 or 48 of a cache line (112 ≡ 48 mod
-/// 64): bytes 0..80, all a DR or NAT packet reads, then always lie in two lines (with the
-/// allocator's alignment of 8 alone, an entry starting at byte 56 would need three).
+/// 64): bytes 0..80, all a DR packet reads, then always lie in two lines (with the allocator's
+/// alignment of 8 alone, an entry starting at byte 56 would need three).
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(16))]
 pub(super) struct Entry {
@@ -332,8 +332,9 @@ mod tests {
     fn test_sizes() {
         assert_eq!(std::mem::size_of::<Conn>(), 104);
         assert_eq!(std::mem::size_of::<Entry>(), 112);
-        // What a DR/NAT packet reads is bytes 0..80, FullNAT 0..96; `prefetch_entry` fetches
-        // the lines of bytes 0, 64 (`real`) and 95 (the end of `local`): every line of 0..96.
+        // What a DR packet reads is bytes 0..80, NAT and FullNAT 0..104 (`nat_sum` last);
+        // `prefetch_entry` fetches the lines of bytes 0, 64 (`real`) and 103: every line of
+        // 0..104.
         assert_eq!(std::mem::offset_of!(Conn, client), 0);
         assert_eq!(std::mem::offset_of!(Conn, flags), 39);
         assert_eq!(std::mem::offset_of!(Conn, expires_ms), 40);
@@ -341,6 +342,61 @@ mod tests {
         assert_eq!(std::mem::offset_of!(Conn, real), 64);
         assert_eq!(std::mem::offset_of!(Conn, local), 80);
         assert_eq!(std::mem::offset_of!(Conn, owner), 100);
+        assert_eq!(std::mem::offset_of!(Conn, nat_sum), 102);
+    }
+
+    #[test]
+    fn test_nat_sum_by_mode_and_family() {
+        let ne = |a: [u8; 4]| u32::from_ne_bytes(a);
+        let (client, vip) = ([198, 51, 100, 7], [192, 0, 2, 1]);
+        let (local, real) = ([10, 0, 0, 100], [10, 0, 0, 2]);
+        let n = NewConn {
+            proto: Proto::Tcp,
+            client: Addr::v4(client),
+            cport: 40000,
+            vip: Addr::v4(vip),
+            vport: 80,
+            local: Addr::v4(local),
+            lport: 5000,
+            real: Addr::v4(real),
+            rport: 8080,
+            mode: FwdMode::Nat,
+            dest: DestId(0),
+            svc: 0,
+            template: None,
+        };
+        let sum = |mode| {
+            NewConn { mode, ..n }
+                .into_conn(ConnState::None, 0)
+                .nat_sum()
+        };
+        let vip_real = checksum::term32(ne(vip), ne(real));
+        let client_local = checksum::term32(ne(client), ne(local));
+        assert_eq!(sum(FwdMode::Nat), checksum::fold(vip_real));
+        assert_eq!(
+            sum(FwdMode::FullNat),
+            checksum::fold(vip_real + client_local)
+        );
+        assert_eq!(sum(FwdMode::Dr), 0);
+        assert_eq!(sum(FwdMode::Tun), 0);
+        // The reply's sum undoes the client packet's.
+        let f = NewConn {
+            mode: FwdMode::FullNat,
+            ..n
+        }
+        .into_conn(ConnState::None, 0);
+        let back = checksum::term32(ne(real), ne(vip)) + checksum::term32(ne(local), ne(client));
+        assert_eq!(f.reply_nat_sum(), checksum::fold(back));
+        // IPv6 connections are not summed (the fast path is IPv4 only).
+        let v6 = NewConn {
+            client: Addr::v6([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7]),
+            vip: Addr::v6([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+            real: Addr::v6([0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]),
+            local: Addr::v6([0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
+            mode: FwdMode::FullNat,
+            ..n
+        };
+        assert_eq!(v6.into_conn(ConnState::None, 0).nat_sum(), 0);
     }
 
     #[test]
