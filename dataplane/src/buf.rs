@@ -95,6 +95,7 @@ impl PacketBuf for VecBuf {
     fn frame_mut(&mut self) -> &mut [u8] {
         &mut self.storage[self.start..self.end]
     }
+    #[inline]
     fn prepend(&mut self, n: usize) -> Result<(), BufError> {
         if n > self.start {
             return Err(BufError::NoHeadroom);
@@ -102,6 +103,7 @@ impl PacketBuf for VecBuf {
         self.start -= n;
         Ok(())
     }
+    #[inline]
     fn trim_front(&mut self, n: usize) -> Result<(), BufError> {
         if n > self.end - self.start {
             return Err(BufError::TooShort);
@@ -109,6 +111,7 @@ impl PacketBuf for VecBuf {
         self.start += n;
         Ok(())
     }
+    #[inline]
     fn append(&mut self, n: usize) -> Result<(), BufError> {
         if n > self.storage.len() - self.end {
             return Err(BufError::NoTailroom);
@@ -116,6 +119,7 @@ impl PacketBuf for VecBuf {
         self.end += n;
         Ok(())
     }
+    #[inline]
     fn trim_back(&mut self, n: usize) -> Result<(), BufError> {
         if n > self.end - self.start {
             return Err(BufError::TooShort);

@@ -4,14 +4,16 @@
 //! verdict as [`Forwarder::established`] (property-tested against it), in fewer instructions.
 
 use super::forwarder::Forwarder;
-use super::xmit::{to_real_into, xmit_ipv4_tcp};
+use super::xmit::{cached_hop, to_real_into, xmit_ipv4_tcp};
 use super::{DropReason, Snapshot, Topology, Verdict};
 use crate::buf::PacketBuf;
 use crate::conn::{tcp_flags, ConnId, Dir, EstablishedTouch, Probe};
 use crate::flow::Addr;
 use crate::model::FwdMode;
 use crate::sched::DestId;
-use crate::wire::Ipv4TcpHead;
+use crate::wire::ipip::{encapsulate_common, OVERHEAD};
+use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::{EmitError, Ipv4TcpHead};
 
 impl Forwarder {
     /// Forwards the frame `h` describes on connection `id` travelling in `dir`, writing its
@@ -103,11 +105,53 @@ impl Forwarder {
             ),
             (FwdMode::Tun, true) => {
                 let (dest, real) = (c.dest, c.real);
-                *v = self.tun_from_frame(snap, topo, in_port, buf, dest, &real);
+                *v = match self.tun_cached_ipv4(snap, topo, buf, dest, &real) {
+                    Some(v) => v,
+                    None => self.tun_from_frame(snap, topo, in_port, buf, dest, &real),
+                };
             }
             _ => xmit_ipv4_tcp(&mut self.hops, self.generation, topo, frame, &h, c, dir, v),
         }
         true
+    }
+
+    /// [`Forwarder::xmit_tun`] for a frame [`Ipv4TcpHead::read`] took, towards a real server
+    /// whose hop is cached and with room under the egress MTU: the same checks in the same
+    /// order, bytes and verdict, from the frame's fixed offsets and without a
+    /// [`crate::wire::ParsedFrame`]. `None`, having changed nothing, for the rest (no cached
+    /// hop, too big, no address on the port, TTL spent), which `xmit_tun` handles.
+    #[inline(never)]
+    fn tun_cached_ipv4<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
+        &mut self,
+        snap: &Snapshot,
+        topo: &T,
+        buf: &mut B,
+        dest: DestId,
+        real: &Addr,
+    ) -> Option<Verdict> {
+        let h = Ipv4TcpHead::read_known(buf.frame())?;
+        if !real.is_v4() || h.ttl <= 1 {
+            return None;
+        }
+        let hop = cached_hop(&self.hops, self.generation, topo, dest, real)?;
+        if usize::from(h.ip_len) + OVERHEAD > usize::from(snap.mtu(hop.port())) {
+            return None;
+        }
+        let dip = snap.port_addr(hop.port(), true)?;
+        // Committed: from here on, exactly what `xmit_tun` does.
+        let inner = buf.frame_mut().get_mut(Ipv4TcpHead::L3_OFF..)?;
+        Ipv4Packet::new_unchecked(inner).decrement_ttl();
+        let ident = self.next_ip_id();
+        Some(
+            match encapsulate_common(buf, dip.v4_octets(), real.v4_octets(), 64, ident) {
+                Ok(()) => {
+                    hop.set_macs(buf.frame_mut());
+                    Verdict::Forward { port: hop.port() }
+                }
+                Err(EmitError::BufferTooShort) => Verdict::Drop(DropReason::NoHeadroom),
+                Err(_) => Verdict::Drop(DropReason::Malformed),
+            },
+        )
     }
 
     /// [`Forwarder::tun_from_head`] for a frame [`Ipv4TcpHead::read`] took, reading its head

@@ -46,9 +46,15 @@ impl Hop {
         self.generation == generation && self.epoch == epoch && self.addr == *addr
     }
 
+    /// The egress port.
+    #[inline(always)]
+    pub(super) fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Sets the frame's MACs to the hop's.
     #[inline(always)]
-    fn set_macs(&self, frame: &mut [u8]) {
+    pub(super) fn set_macs(&self, frame: &mut [u8]) {
         if let Some(h) = frame.first_chunk_mut::<12>() {
             *h = self.macs;
         }
@@ -353,7 +359,7 @@ enum Way {
 /// The cached egress towards real server `real` in slot `dest`, if the topology allows caching
 /// and the snapshot generation, the topology's epoch and the address are those recorded.
 #[inline(always)]
-fn cached_hop<T: Topology + ?Sized>(
+pub(super) fn cached_hop<T: Topology + ?Sized>(
     hops: &[Hop],
     generation: u64,
     topo: &T,

@@ -78,6 +78,55 @@ pub fn encapsulate<B: PacketBuf + ?Sized>(
     }
 }
 
+/// [`encapsulate`] for the common frame (untagged Ethernet, IPv4 without options at 14) that
+/// [`crate::wire::Ipv4TcpHead::read`] took: the same bytes and errors, with the inner header's
+/// fields read at fixed offsets instead of through a checked view (its version, header length
+/// and total length were checked by `read`).
+#[inline]
+pub fn encapsulate_common<B: PacketBuf + ?Sized>(
+    buf: &mut B,
+    src: [u8; 4],
+    dst: [u8; 4],
+    ttl: u8,
+    ident: u16,
+) -> Result<(), EmitError> {
+    const L2_LEN: usize = 14;
+    let (repr, inner_end) = {
+        let h = buf
+            .frame()
+            .first_chunk::<34>()
+            .ok_or(ParseError::Truncated)?;
+        let total = u16::from_be_bytes([h[16], h[17]]);
+        if usize::from(total) + OVERHEAD > usize::from(u16::MAX) {
+            return Err(EmitError::TooLong);
+        }
+        let repr = Ipv4Repr {
+            src,
+            dst,
+            protocol: ip_proto::IPIP,
+            ttl,
+            tos: h[15],
+            ident,
+            dont_frag: h[20] & 0x40 != 0,
+            payload_len: total,
+        };
+        (repr, L2_LEN + usize::from(total))
+    };
+    let padding = buf
+        .len()
+        .checked_sub(inner_end)
+        .ok_or(ParseError::BadTotalLength)?;
+    if padding > 0 {
+        buf.trim_back(padding)
+            .map_err(|_| EmitError::BufferTooShort)?;
+    }
+    buf.prepend(OVERHEAD)
+        .map_err(|_| EmitError::BufferTooShort)?;
+    let frame = buf.frame_mut();
+    frame.copy_within(OVERHEAD..OVERHEAD + L2_LEN, 0);
+    repr.emit(&mut frame[L2_LEN..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +171,42 @@ mod tests {
         assert_eq!(pf.frag, Frag::None);
         let inner = parse_frame(&[&f[..12], &[0x08, 0x00][..], &f[34..]].concat()).unwrap();
         assert_eq!((inner.sport, inner.dport), (12345, 53));
+    }
+
+    /// The common-frame shortcut writes what the general encapsulation writes: TCP frames with
+    /// and without DF, with a TOS, padded to the Ethernet minimum or not, and without headroom.
+    #[test]
+    fn test_encapsulate_common_matches_encapsulate() {
+        for (df, tos, payload) in [(true, 0xb8, 0usize), (false, 0, 0), (true, 0x10, 40)] {
+            let mut f = vec![
+                0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, 0x08, 0x00, // eth
+                0x45, tos, 0x00, 0x00, 0x12, 0x34, 0x00, 0x00, 0x40, 0x06, 0x00, 0x00, 192, 0, 2,
+                1, 198, 51, 100, 10, // inner IPv4, TCP
+                0x30, 0x39, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 2, 0x50, 0x10, 0x01, 0x00, 0, 0, 0,
+                0, // TCP ACK
+            ];
+            f.resize(54 + payload, 7);
+            let total = (40 + payload) as u16;
+            f[16..18].copy_from_slice(&total.to_be_bytes());
+            if df {
+                f[20] = 0x40;
+            }
+            Ipv4Packet::new_checked(&mut f[14..])
+                .unwrap()
+                .fill_checksum();
+            f.resize(f.len().max(60), 0);
+            let (src, dst) = ([10, 0, 0, 1], [10, 0, 0, 9]);
+            let mut a = VecBuf::new(&f);
+            let mut b = VecBuf::new(&f);
+            encapsulate(&mut a, 14, src, dst, 64, 9, false).unwrap();
+            encapsulate_common(&mut b, src, dst, 64, 9).unwrap();
+            assert_eq!(a.frame(), b.frame(), "df {df} tos {tos} payload {payload}");
+            let mut none = VecBuf::with_room(&f, 0, VecBuf::DEFAULT_CAPACITY);
+            assert_eq!(
+                encapsulate_common(&mut none, src, dst, 64, 9),
+                Err(EmitError::BufferTooShort)
+            );
+        }
     }
 
     #[test]
