@@ -105,10 +105,7 @@ impl Forwarder {
             ),
             (FwdMode::Tun, true) => {
                 let (dest, real) = (c.dest, c.real);
-                *v = match self.tun_cached_ipv4(snap, topo, buf, dest, &real) {
-                    Some(v) => v,
-                    None => self.tun_from_frame(snap, topo, in_port, buf, dest, &real),
-                };
+                *v = self.tun_from_frame(snap, topo, in_port, buf, dest, &real);
             }
             _ => xmit_ipv4_tcp(&mut self.hops, self.generation, topo, frame, &h, c, dir, v),
         }
@@ -120,7 +117,7 @@ impl Forwarder {
     /// order, bytes and verdict, from the frame's fixed offsets and without a
     /// [`crate::wire::ParsedFrame`]. `None`, having changed nothing, for the rest (no cached
     /// hop, too big, no address on the port, TTL spent), which `xmit_tun` handles.
-    #[inline(never)]
+    #[inline(always)]
     fn tun_cached_ipv4<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
         &mut self,
         snap: &Snapshot,
@@ -155,7 +152,8 @@ impl Forwarder {
     }
 
     /// [`Forwarder::tun_from_head`] for a frame [`Ipv4TcpHead::read`] took, reading its head
-    /// again here so that the caller's copy stays in registers.
+    /// again here so that the caller's copy stays in registers; the common case goes through
+    /// [`Forwarder::tun_cached_ipv4`].
     #[inline(never)]
     fn tun_from_frame<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
         &mut self,
@@ -166,6 +164,9 @@ impl Forwarder {
         dest: DestId,
         real: &Addr,
     ) -> Verdict {
+        if let Some(v) = self.tun_cached_ipv4(snap, topo, buf, dest, real) {
+            return v;
+        }
         match Ipv4TcpHead::read_known(buf.frame()) {
             Some(h) => self.tun_from_head(snap, topo, in_port, buf, &h, dest, real),
             None => Verdict::Drop(DropReason::Malformed),
