@@ -211,6 +211,15 @@ pub(super) fn nat_v4(
     Some(true)
 }
 
+/// The IPv4 header and the first 18 bytes of the TCP header of the common frame's 54-byte
+/// head. The lengths are constant: it never returns `None`, and the compiler drops the checks.
+#[inline(always)]
+fn head_views(head: &mut [u8; 54]) -> Option<(&mut [u8; 20], &mut [u8; 18])> {
+    let (_, l3) = head.split_first_chunk_mut::<14>()?;
+    let (ip, l4) = l3.split_first_chunk_mut::<20>()?;
+    Some((ip, l4.first_chunk_mut::<18>()?))
+}
+
 /// [`nat_v4`] for the common frame (IPv4 without options at 14, TCP at 34) given as its first
 /// 54 bytes, routed (TTL decremented): every offset is fixed, so nothing is left to check.
 /// `src` and `dst` are the new IPv4 source and destination with their ports. The reference
@@ -221,14 +230,7 @@ pub(super) fn nat_head_v4(
     src: Option<([u8; 4], u16)>,
     dst: Option<([u8; 4], u16)>,
 ) {
-    // Constant lengths: the compiler drops these checks.
-    let Some((_, l3)) = head.split_first_chunk_mut::<14>() else {
-        return;
-    };
-    let Some((ip, l4)) = l3.split_first_chunk_mut::<20>() else {
-        return;
-    };
-    let Some(l4h) = l4.first_chunk_mut::<18>() else {
+    let Some((ip, l4h)) = head_views(head) else {
         return;
     };
     let old = (
@@ -323,14 +325,7 @@ pub(super) fn nat_head_v4_summed(
     dst: Option<([u8; 4], u16)>,
     addr_sum: u16,
 ) {
-    // Constant lengths: the compiler drops these checks.
-    let Some((_, l3)) = head.split_first_chunk_mut::<14>() else {
-        return;
-    };
-    let Some((ip, l4)) = l3.split_first_chunk_mut::<20>() else {
-        return;
-    };
-    let Some(l4h) = l4.first_chunk_mut::<18>() else {
+    let Some((ip, l4h)) = head_views(head) else {
         return;
     };
     let mut l4_d = u64::from(addr_sum);

@@ -62,6 +62,22 @@ pub fn encapsulate<B: PacketBuf + ?Sized>(
         )
     };
     let padding = buf.len() - inner_end;
+    let outer = make_room(buf, l2_len, padding)?;
+    if offload_csum {
+        repr.emit_for_offload(outer)
+    } else {
+        repr.emit(outer)
+    }
+}
+
+/// Trims `padding` bytes of Ethernet padding, prepends room for the outer header and moves the
+/// `l2_len`-byte L2 header to the front; returns where the outer header goes.
+#[inline]
+fn make_room<B: PacketBuf + ?Sized>(
+    buf: &mut B,
+    l2_len: usize,
+    padding: usize,
+) -> Result<&mut [u8], EmitError> {
     if padding > 0 {
         buf.trim_back(padding)
             .map_err(|_| EmitError::BufferTooShort)?;
@@ -70,12 +86,7 @@ pub fn encapsulate<B: PacketBuf + ?Sized>(
         .map_err(|_| EmitError::BufferTooShort)?;
     let frame = buf.frame_mut();
     frame.copy_within(OVERHEAD..OVERHEAD + l2_len, 0);
-    let outer = &mut frame[l2_len..];
-    if offload_csum {
-        repr.emit_for_offload(outer)
-    } else {
-        repr.emit(outer)
-    }
+    Ok(&mut frame[l2_len..])
 }
 
 /// [`encapsulate`] for the common frame (untagged Ethernet, IPv4 without options at 14) that
@@ -116,15 +127,7 @@ pub fn encapsulate_common<B: PacketBuf + ?Sized>(
         .len()
         .checked_sub(inner_end)
         .ok_or(ParseError::BadTotalLength)?;
-    if padding > 0 {
-        buf.trim_back(padding)
-            .map_err(|_| EmitError::BufferTooShort)?;
-    }
-    buf.prepend(OVERHEAD)
-        .map_err(|_| EmitError::BufferTooShort)?;
-    let frame = buf.frame_mut();
-    frame.copy_within(OVERHEAD..OVERHEAD + L2_LEN, 0);
-    repr.emit(&mut frame[L2_LEN..])
+    repr.emit(make_room(buf, L2_LEN, padding)?)
 }
 
 #[cfg(test)]
