@@ -135,6 +135,15 @@ impl Conn {
         }
     }
 
+    /// True when `h` is a client packet of this connection: its addresses and ports are the
+    /// original key's (the caller checks that the entry is not a template).
+    #[inline(always)]
+    pub(super) fn is_orig_of(&self, h: &crate::wire::Ipv4TcpHead) -> bool {
+        (self.cport, self.vport, self.proto) == (h.sport, h.dport, Proto::Tcp)
+            && self.client == Addr::v4(h.src)
+            && self.vip == Addr::v4(h.dst)
+    }
+
     /// True when replies pass the director (NAT, FullNAT), so the reply key is indexed.
     #[inline]
     pub fn has_reply_leg(&self) -> bool {

@@ -30,9 +30,16 @@ fn halves(a: &Addr) -> (u64, u64) {
 /// [`hash_flow_v4`] does.
 #[inline]
 pub fn hash_flow(seed: u64, k: &FlowKey) -> u64 {
+    hash_flow_keyed(seed, v4_prefix(seed), k)
+}
+
+/// [`hash_flow`] with `prefix` = [`v4_prefix`]`(seed)` computed beforehand (a table keeps it),
+/// so that an IPv4 key costs one multiply, not two.
+#[inline]
+pub fn hash_flow_keyed(seed: u64, prefix: u64, k: &FlowKey) -> u64 {
     if k.saddr.is_v4() && k.daddr.is_v4() {
         let addrs = (k.saddr.v4_octets(), k.daddr.v4_octets());
-        return hash_flow_v4(seed, v4_prefix(seed), addrs, (k.sport, k.dport), k.proto);
+        return hash_flow_v4(seed, prefix, addrs, (k.sport, k.dport), k.proto);
     }
     let (s0, s1) = halves(&k.saddr);
     let (d0, d1) = halves(&k.daddr);

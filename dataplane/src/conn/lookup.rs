@@ -3,11 +3,11 @@
 //! burst's misses overlap.
 
 use super::entry::flag;
-use super::hash::{hash_flow, hash_flow_v4};
+use super::hash::{hash_flow_keyed, hash_flow_v4};
 use super::index::Probe;
 use super::table::{decode_ref, ConnTable, REPLY_BIT};
 use super::{ConnId, Dir};
-use crate::flow::{Addr, FlowKey, Proto};
+use crate::flow::{FlowKey, Proto};
 use crate::prefetch::Prefetch;
 use crate::wire::Ipv4TcpHead;
 
@@ -15,7 +15,7 @@ impl ConnTable {
     /// The index hash of a flow key (for hashing a burst before looking it up).
     #[inline]
     pub fn hash(&self, key: &FlowKey) -> u64 {
-        hash_flow(self.seed, key)
+        hash_flow_keyed(self.seed, self.v4_prefix, key)
     }
 
     /// [`ConnTable::hash`] of an IPv4 key given as (addresses, ports), the same value in fewer
@@ -63,13 +63,10 @@ impl ConnTable {
     pub fn resolve_v4(&self, probe: Probe, hash: u64, h: &Ipv4TcpHead) -> Option<(ConnId, Dir)> {
         if let Probe::Candidate(r) = probe {
             if r & REPLY_BIT == 0 {
-                let hit = self.slab.get(r as usize).is_some_and(|e| {
-                    let c = &e.conn;
-                    c.flags & flag::TEMPLATE == 0
-                        && (c.cport, c.vport, c.proto) == (h.sport, h.dport, Proto::Tcp)
-                        && c.client == Addr::v4(h.src)
-                        && c.vip == Addr::v4(h.dst)
-                });
+                let hit = self
+                    .slab
+                    .get(r as usize)
+                    .is_some_and(|e| e.conn.flags & flag::TEMPLATE == 0 && e.conn.is_orig_of(h));
                 if hit {
                     return Some(decode_ref(r));
                 }
@@ -124,6 +121,7 @@ impl ConnTable {
 mod tests {
     use super::*;
     use crate::conn::testutil::{new_conn, table};
+    use crate::flow::Addr;
     use crate::model::FwdMode;
 
     /// Records the cache lines (address / 64) it is asked to prefetch.

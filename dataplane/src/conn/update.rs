@@ -7,7 +7,6 @@ use super::state::{tcp_next, ConnState, TcpTable};
 use super::table::{decode_ref, ConnTable};
 use super::wheel::Next;
 use super::{ConnId, Dir};
-use crate::flow::{Addr, Proto};
 use crate::wire::Ipv4TcpHead;
 
 /// Entries moved between wheel slots per removal budget unit in [`ConnTable::expire`].
@@ -37,6 +36,15 @@ impl StateChange {
 pub struct EstablishedTouch {
     expires_ms: u64,
     timeout_s: u32,
+}
+
+impl EstablishedTouch {
+    /// Writes the expiry and timeout into `c`.
+    #[inline(always)]
+    fn apply(&self, c: &mut Conn) {
+        c.expires_ms = self.expires_ms;
+        c.timeout_s = self.timeout_s;
+    }
 }
 
 /// Result of one [`ConnTable::expire`] call.
@@ -145,11 +153,7 @@ impl ConnTable {
         let i = id.0 as usize;
         let c = &self.slab.get(i)?.conn;
         let key_matches = match dir {
-            Dir::Original => {
-                (c.cport, c.vport, c.proto) == (h.sport, h.dport, Proto::Tcp)
-                    && c.client == Addr::v4(h.src)
-                    && c.vip == Addr::v4(h.dst)
-            }
+            Dir::Original => c.is_orig_of(h),
             Dir::Reply => c.reply_key() == h.flow_key(),
         };
         if !key_matches
@@ -164,8 +168,7 @@ impl ConnTable {
         // Written through a second borrow: the shared one above cannot be returned on one
         // path and given up for `touch_earlier` on the other.
         let c = &mut self.slab.get_mut(i)?.conn;
-        c.expires_ms = t.expires_ms;
-        c.timeout_s = t.timeout_s;
+        t.apply(c);
         Some((id, dir, c))
     }
 
@@ -179,9 +182,7 @@ impl ConnTable {
         dir: Dir,
         t: EstablishedTouch,
     ) -> Option<(ConnId, Dir, &Conn)> {
-        let c = &mut self.slab.get_mut(id.0 as usize)?.conn;
-        c.expires_ms = t.expires_ms;
-        c.timeout_s = t.timeout_s;
+        t.apply(&mut self.slab.get_mut(id.0 as usize)?.conn);
         self.wheel.rearm(&mut self.slab, id.0);
         self.slab.get(id.0 as usize).map(|e| (id, dir, &e.conn))
     }
