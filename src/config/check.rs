@@ -20,6 +20,13 @@ impl Config {
                 self.mempool.mbufs
             ));
         }
+        let max_conns = dataplane::conn::ConnTable::MAX_CAPACITY;
+        if !(1..=max_conns).contains(&self.dataplane.max_connections) {
+            return Err(format!(
+                "[dataplane] max_connections = {} must be 1..={max_conns}",
+                self.dataplane.max_connections
+            ));
+        }
         let held = u64::from(self.dataplane.max_held_packets) * u64::from(self.cpu.workers);
         if held > u64::from(self.mempool.mbufs / 2) {
             return Err(format!(
@@ -77,6 +84,16 @@ mod tests {
         assert!(err.contains("used twice"), "{err}");
         let err = Config::parse("port = []", "t").unwrap_err().to_string();
         assert!(err.contains("at least one data port"), "{err}");
+        for bad in [0u64, 1 << 30, u64::from(u32::MAX)] {
+            let cfg = format!("[dataplane]\nmax_connections = {bad}\n{GOOD}");
+            let err = Config::parse(&cfg, "t").unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("max_connections = {bad} must be 1..=1073741823")),
+                "{err}"
+            );
+        }
+        let most = format!("[dataplane]\nmax_connections = 1073741823\n{GOOD}");
+        assert!(Config::parse(&most, "t").is_ok());
     }
 
     #[test]

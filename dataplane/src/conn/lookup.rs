@@ -5,7 +5,7 @@
 use super::entry::flag;
 use super::hash::{hash_flow_keyed, hash_flow_v4};
 use super::index::Probe;
-use super::table::{decode_ref, ConnTable, REPLY_BIT};
+use super::table::{decode_ref, ConnTable, ID_MASK, REPLY_BIT, WIDE_BIT};
 use super::{ConnId, Dir};
 use crate::flow::{FlowKey, Proto};
 use crate::prefetch::Prefetch;
@@ -65,7 +65,7 @@ impl ConnTable {
             if r & REPLY_BIT == 0 {
                 let hit = self
                     .slab
-                    .get(r as usize)
+                    .get((r & ID_MASK) as usize)
                     .is_some_and(|e| e.conn.flags & flag::TEMPLATE == 0 && e.conn.is_orig_of(h));
                 if hit {
                     return Some(decode_ref(r));
@@ -86,14 +86,16 @@ impl ConnTable {
     }
 
     /// Prefetches every cache line a packet reads of the entry that index reference `r` (a
-    /// [`Probe::Candidate`]) names: bytes 0..104, at most three lines, whose first, middle and
-    /// last are those of bytes 0, 64 and 103.
+    /// [`Probe::Candidate`]) names: bytes 0..80 (those of bytes 0 and 64) and, for NAT and
+    /// FullNAT, bytes 0..104 (also that of byte 103), at most three lines.
     #[inline(always)]
     pub fn prefetch_entry(&self, r: u32, pf: &impl Prefetch) {
-        if let Some(e) = self.slab.get((r & !REPLY_BIT) as usize) {
+        if let Some(e) = self.slab.get((r & ID_MASK) as usize) {
             pf.prefetch(&e.conn.client);
             pf.prefetch(&e.conn.real);
-            pf.prefetch(&e.conn.nat_sum);
+            if r & WIDE_BIT != 0 {
+                pf.prefetch(&e.conn.nat_sum);
+            }
         }
     }
 
@@ -107,7 +109,7 @@ impl ConnTable {
     /// True when index reference `r` is the entry (and direction) of `key`.
     #[inline(always)]
     fn ref_matches(&self, r: u32, key: &FlowKey) -> bool {
-        self.slab.get((r & !REPLY_BIT) as usize).is_some_and(|e| {
+        self.slab.get((r & ID_MASK) as usize).is_some_and(|e| {
             if r & REPLY_BIT != 0 {
                 e.conn.reply_key() == *key
             } else {
@@ -138,24 +140,36 @@ mod tests {
 
     #[test]
     fn test_prefetch_entry_covers_the_lines_a_packet_reads() {
-        let mut t = table(16);
-        for i in 0..8 {
-            t.insert(new_conn(i, FwdMode::FullNat, 1), 0).unwrap();
-        }
-        for (id, c) in t.iter() {
-            let start = std::ptr::from_ref(c) as usize;
-            let lines = |end: usize| {
-                let mut v: Vec<usize> = (start / 64..=(start + end - 1) / 64).collect();
-                v.dedup();
-                v
-            };
-            let pf = Lines::default();
-            t.prefetch_entry(id.0, &pf);
-            let mut fetched = pf.0.into_inner();
-            fetched.dedup();
-            // A packet reads bytes 0..104 at most (NAT and FullNAT: `nat_sum` at 102); nothing
-            // outside is fetched.
-            assert_eq!(fetched, lines(104), "entry {} at {}", id.0, start % 64);
+        // Full tables, so that each mode takes slots of both fits: every start offset in a
+        // line, for both.
+        for (many, few) in [
+            (FwdMode::Dr, FwdMode::FullNat),
+            (FwdMode::FullNat, FwdMode::Dr),
+        ] {
+            let mut t = table(16);
+            for i in 0..16 {
+                let mode = if i < 12 { many } else { few };
+                t.insert(new_conn(i, mode, 1), 0).unwrap();
+            }
+            for (_, c) in t.iter() {
+                let start = std::ptr::from_ref(c) as usize;
+                let lines = |end: usize| {
+                    let mut v: Vec<usize> = (start / 64..=(start + end - 1) / 64).collect();
+                    v.dedup();
+                    v
+                };
+                let Probe::Candidate(r) = t.probe(t.hash(&c.orig_key())) else {
+                    panic!("{c:?} has no candidate");
+                };
+                let pf = Lines::default();
+                t.prefetch_entry(r, &pf);
+                let mut fetched = pf.0.into_inner();
+                fetched.dedup();
+                // A DR packet reads bytes 0..80 (up to `real`); NAT and FullNAT read 0..104 (up
+                // to `nat_sum` at 102). Nothing outside is fetched.
+                let reads = if c.has_reply_leg() { 104 } else { 80 };
+                assert_eq!(fetched, lines(reads), "{:?} at {}", c.mode, start % 64);
+            }
         }
     }
 

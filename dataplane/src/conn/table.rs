@@ -21,6 +21,14 @@ use crate::sched::DestLoad;
 
 /// Reply-direction bit of an index reference.
 pub(super) const REPLY_BIT: u32 = 1 << 31;
+/// Index-reference bit of a NAT or FullNAT connection, whose packets read its entry up to
+/// `nat_sum` (byte 104) and not only up to `real` (byte 80): it tells
+/// [`ConnTable::prefetch_entry`] before the entry is read whether a third cache line is worth
+/// fetching, which for half the entries it is not.
+pub(super) const WIDE_BIT: u32 = 1 << 30;
+/// The entry-id bits of an index reference.
+pub(super) const ID_MASK: u32 = !(REPLY_BIT | WIDE_BIT);
+
 /// The entry and direction an index reference names.
 #[inline(always)]
 pub(super) fn decode_ref(r: u32) -> (ConnId, Dir) {
@@ -29,13 +37,43 @@ pub(super) fn decode_ref(r: u32) -> (ConnId, Dir) {
     } else {
         Dir::Original
     };
-    (ConnId(r & !REPLY_BIT), dir)
+    (ConnId(r & ID_MASK), dir)
+}
+
+/// The index reference of entry `id` holding `conn`, for its original or its reply key.
+#[inline]
+fn index_ref(id: u32, conn: &Conn, reply: bool) -> u32 {
+    let wide = if conn.has_reply_leg() { WIDE_BIT } else { 0 };
+    let dir = if reply { REPLY_BIT } else { 0 };
+    id | wide | dir
+}
+
+/// Where a slab slot sits against cache lines: the 112-byte slots start at four offsets in a
+/// line, and from two of them a NAT or FullNAT packet's bytes 0..104 span three lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SlotFit {
+    /// Bytes 0..104 in two lines.
+    Wide = 0,
+    /// Bytes 0..104 in three lines (0..80 in two).
+    Narrow = 1,
+}
+
+impl SlotFit {
+    /// The fit of the slot at `e`'s address.
+    fn of(e: &Entry) -> SlotFit {
+        if std::ptr::from_ref(e) as usize % 64 + 104 <= 128 {
+            SlotFit::Wide
+        } else {
+            SlotFit::Narrow
+        }
+    }
 }
 
 /// Sizes and settings of a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnTableConfig {
-    /// Entries (connections, persistence templates and aliases), below 2^31.
+    /// Entries (connections, persistence templates and aliases), at most
+    /// [`ConnTable::MAX_CAPACITY`].
     pub capacity: u32,
     /// Real server slots ([`crate::sched::DestId`] values below this are accepted).
     pub dest_capacity: u32,
@@ -65,8 +103,10 @@ impl Default for ConnTableConfig {
 /// The connection table of one core. See the module documentation of [`crate::conn`].
 pub struct ConnTable {
     pub(super) slab: Box<[Entry]>,
-    /// Head of the free list, threaded through `link.next`.
-    pub(super) free: u32,
+    /// Heads of the free lists, threaded through `link.next`, by [`SlotFit`]: a NAT or FullNAT
+    /// connection takes a slot whose bytes 0..104 sit in two cache lines when there is one, any
+    /// other entry (which reads 0..80, two lines from any slot) one whose do not.
+    pub(super) free: [u32; 2],
     pub(super) len: u32,
     pub(super) index: Index,
     pub(super) wheel: Wheel,
@@ -82,14 +122,19 @@ pub struct ConnTable {
 }
 
 impl ConnTable {
+    /// The most entries a table holds: an index reference keeps its top two bits for the
+    /// direction and [`WIDE_BIT`].
+    pub const MAX_CAPACITY: u32 = ID_MASK;
+
     /// Allocates a table for `cfg.capacity` entries.
     ///
     /// # Panics
-    /// When `capacity` is 0 or not below 2^31 (a configuration error, at start-up).
+    /// When `capacity` is 0 or above [`ConnTable::MAX_CAPACITY`] (a configuration error,
+    /// which the daemon's configuration check reports first).
     pub fn new(cfg: ConnTableConfig) -> ConnTable {
         assert!(
-            cfg.capacity > 0 && cfg.capacity < REPLY_BIT,
-            "connection table capacity must be in 1..2^31"
+            (1..=Self::MAX_CAPACITY).contains(&cfg.capacity),
+            "connection table capacity must be in 1..=2^30-1"
         );
         let cap = cfg.capacity as usize;
         let seed = cfg.seed.unwrap_or_else(random_seed);
@@ -101,13 +146,16 @@ impl ConnTable {
             cap
         ]
         .into_boxed_slice();
-        for (i, e) in slab.iter_mut().enumerate() {
-            e.conn.flags = 0;
-            e.link.next = if i + 1 < cap { i as u32 + 1 } else { NIL };
+        let mut free = [NIL; 2];
+        for i in (0..cap).rev() {
+            let fit = SlotFit::of(&slab[i]) as usize;
+            slab[i].conn.flags = 0;
+            slab[i].link.next = free[fit];
+            free[fit] = i as u32;
         }
         ConnTable {
             slab,
-            free: 0,
+            free,
             len: 0,
             // Two keys per connection at most, in 2.5 slots: at most 80 % full.
             index: Index::new(cap.div_ceil(4)),
@@ -271,14 +319,23 @@ impl ConnTable {
         {
             return Err(InsertError::Exists);
         }
-        let id = self.free;
+        let fit = if conn.has_reply_leg() {
+            SlotFit::Wide
+        } else {
+            SlotFit::Narrow
+        };
+        let list = match self.free[fit as usize] {
+            NIL => 1 - fit as usize,
+            _ => fit as usize,
+        };
+        let id = self.free[list];
         let Some(e) = self.slab.get_mut(id as usize) else {
             return Err(InsertError::Full);
         };
         let keys = [
             template_hash.map(|h| (h, id)),
-            orig.then_some((oh, id)),
-            reply.then_some((rh, id | REPLY_BIT)),
+            orig.then_some((oh, index_ref(id, &conn, false))),
+            reply.then_some((rh, index_ref(id, &conn, true))),
         ];
         for (i, &(h, r)) in keys.iter().flatten().enumerate() {
             if self.index.insert(h, r).is_err() {
@@ -288,7 +345,7 @@ impl ConnTable {
                 return Err(InsertError::Full);
             }
         }
-        self.free = e.link.next;
+        self.free[list] = e.link.next;
         if orig {
             conn.flags |= flag::ORIG;
         }
@@ -318,10 +375,12 @@ impl ConnTable {
             self.index.remove(h, id);
         }
         if c.flags & flag::ORIG != 0 {
-            self.index.remove(self.hash(&c.orig_key()), id);
+            self.index
+                .remove(self.hash(&c.orig_key()), index_ref(id, &c, false));
         }
         if c.flags & flag::REPLY != 0 {
-            self.index.remove(self.hash(&c.reply_key()), id | REPLY_BIT);
+            self.index
+                .remove(self.hash(&c.reply_key()), index_ref(id, &c, true));
         }
     }
 
@@ -339,9 +398,10 @@ impl ConnTable {
             }
         }
         let e = &mut self.slab[id as usize];
+        let fit = SlotFit::of(e) as usize;
         e.conn.flags = 0;
-        e.link.next = self.free;
-        self.free = id;
+        e.link.next = self.free[fit];
+        self.free[fit] = id;
         self.len -= 1;
         if let Some(t) = c.template() {
             self.release_template(t.0);
@@ -426,6 +486,40 @@ mod tests {
         assert_eq!(id, ids[1], "the freed slot is reused");
         assert_eq!(t.loads()[1].inactive, 3);
         assert_eq!(t.loads()[2].inactive, 1);
+    }
+
+    #[test]
+    fn test_nat_entries_take_the_slots_that_keep_them_in_two_lines() {
+        let lines = |c: &Conn, bytes: usize| {
+            let start = std::ptr::from_ref(c) as usize;
+            (start + bytes - 1) / 64 - start / 64 + 1
+        };
+        let mut t = table(64);
+        // Half the slots keep bytes 0..104 in two lines.
+        let wide = t.slab.iter().filter(|e| lines(&e.conn, 104) == 2).count();
+        assert_eq!(wide, 32);
+        // While such slots are free, every NAT and FullNAT entry gets one; DR entries (0..80,
+        // two lines anywhere) leave them alone.
+        for i in 0..48 {
+            let mode = [FwdMode::FullNat, FwdMode::Dr, FwdMode::Nat][usize::from(i % 3)];
+            t.insert(new_conn(i, mode, 1), 0).unwrap();
+        }
+        for (_, c) in t.iter() {
+            let reads = if c.has_reply_leg() { 104 } else { 80 };
+            assert_eq!(lines(c, reads), 2, "{:?}", c.mode);
+        }
+        // Then they take the others: no slot is lost to the split.
+        for i in 48..64 {
+            t.insert(new_conn(i, FwdMode::FullNat, 1), 0).unwrap();
+        }
+        assert_eq!(t.len(), 64);
+        let extra = new_conn(99, FwdMode::Dr, 1);
+        assert_eq!(t.insert(extra, 0), Err(InsertError::Full));
+        // A freed slot goes back to its own list: the next FullNAT entry there is in two lines
+        // again only if the slot was one of those.
+        let narrow = t.iter().find(|(_, c)| lines(c, 104) == 3).unwrap().0;
+        assert!(t.remove(narrow));
+        assert_eq!(t.insert(new_conn(100, FwdMode::FullNat, 1), 0), Ok(narrow));
     }
 
     #[test]
