@@ -139,7 +139,12 @@ impl Conn {
     /// original key's (the caller checks that the entry is not a template).
     #[inline(always)]
     pub(super) fn is_orig_of(&self, h: &crate::wire::Ipv4TcpHead) -> bool {
-        (self.cport, self.vport, self.proto) == (h.sport, h.dport, Proto::Tcp)
+        // The two ports as one word on each side, one compare instead of two: the entry's
+        // (`cport` then `vport`) as it lies in memory, the head's as it was read (a rotation).
+        let entry = u32::from(self.cport) | (u32::from(self.vport) << 16);
+        let head = ((u32::from(h.sport) << 16) | u32::from(h.dport)).rotate_left(16);
+        entry == head
+            && self.proto == Proto::Tcp
             && self.client == Addr::v4(h.src)
             && self.vip == Addr::v4(h.dst)
     }
