@@ -111,9 +111,11 @@ impl Forwarder {
             let version = self.conns.index_version();
             let touch = self.conns.established_touch(now_ms);
             let mut forwarded = 0u64;
+            // Whether the index is as the probes saw it. Only the out-of-line path adds or
+            // removes keys, so only it needs to look again.
+            let mut fresh = true;
             for i in 0..n {
                 let (b, look, v) = (&mut bufs[i], &looks[i], &mut verdicts[i]);
-                let fresh = self.conns.index_version() == version;
                 // The common frame of an established connection stays in this loop; everything
                 // else goes out of line, so that the loop's registers serve the common frame.
                 let fast = fresh
@@ -121,6 +123,7 @@ impl Forwarder {
                     && self.touched_ipv4_tcp(snap, topo, in_port, b, look.probe, touch, v);
                 if !fast {
                     self.finish_staged(snap, topo, in_port, b, look, i, fresh, now_ms, v);
+                    fresh = self.conns.index_version() == version;
                 }
                 match *v {
                     Verdict::Forward { .. } | Verdict::Resolve { .. } => forwarded += 1,

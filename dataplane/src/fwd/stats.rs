@@ -9,8 +9,10 @@ use crate::stats::Counter;
 
 use super::DropReason;
 
-/// Traffic counters of one service or real server on one core.
+/// Traffic counters of one service or real server on one core. A cache line each, so that a
+/// slot's address is one shift from its index.
 #[derive(Debug, Default)]
+#[repr(align(64))]
 pub struct TrafficCounters {
     /// Connections scheduled.
     pub conns: Counter,
