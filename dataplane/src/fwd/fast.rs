@@ -90,8 +90,11 @@ impl Forwarder {
             return false;
         };
         let inbound = dir == Dir::Original;
+        // Read again here rather than kept from the head: one load, where a copy held across
+        // the lookup is a spill and a reload.
+        let ip_len = Ipv4TcpHead::ip_len_of(frame).unwrap_or(h.ip_len);
         self.stats
-            .traffic(c.svc, c.dest.0, inbound, u64::from(h.ip_len));
+            .traffic(c.svc, c.dest.0, inbound, u64::from(ip_len));
         match (c.mode, inbound) {
             // DR first: one test, no dispatch.
             (FwdMode::Dr, true) => to_real_into(

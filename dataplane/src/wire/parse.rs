@@ -237,6 +237,14 @@ impl Ipv4TcpHead {
         Some(Ipv4TcpHead::fields(h))
     }
 
+    /// The IPv4 total length of a frame [`Ipv4TcpHead::read`] took (`None` for a frame shorter
+    /// than the head), on its own.
+    #[inline(always)]
+    pub fn ip_len_of(frame: &[u8]) -> Option<u16> {
+        let h = frame.first_chunk::<54>()?;
+        Some(u16::from_be_bytes([h[16], h[17]]))
+    }
+
     /// The fields at their fixed offsets.
     #[inline(always)]
     fn fields(h: &[u8; 54]) -> Ipv4TcpHead {
