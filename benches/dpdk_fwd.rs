@@ -12,7 +12,8 @@
 //! testpmd and every mode run this many times, interleaved: each round's ratio divides by the
 //! testpmd runs just before it, and the table shows the medians and the range of the ratios),
 //! `--window-ms 2000`,
-//! `--warmup-ms 500`, `--no-fwd`, `--no-testpmd`, `--no-newconns`, `--no-mem`, `--perf DIR` (records the
+//! `--warmup-ms 500`, `--order opened|random` (the flows in the order they were opened, the
+//! default, or in a fixed random permutation, as real traffic visits them), `--no-fwd`, `--no-testpmd`, `--no-newconns`, `--no-mem`, `--perf DIR` (records the
 //! worker CPU with `perf` in extra runs: DR and FullNAT, or the `--modes` given, at the middle
 //! of the `--flows` counts, and the new-connections run),
 //! `--keep` (keeps pcaps, configs and logs). `IRONVS_BIN` overrides the daemon binary (default:
@@ -38,7 +39,7 @@ mod run;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use lab::{Case, EalMemory, Load, Mode};
+use lab::{Case, EalMemory, Load, Mode, Order};
 use run::{Measure, Timing};
 
 struct Opts {
@@ -46,6 +47,7 @@ struct Opts {
     modes: Vec<Mode>,
     rounds: u32,
     memory: EalMemory,
+    order: Order,
     timing: Timing,
     testpmd: bool,
     newconns: bool,
@@ -60,6 +62,7 @@ fn parse_opts() -> Opts {
         modes: vec![Mode::Dr, Mode::Tun, Mode::Nat, Mode::FullNat],
         rounds: 1,
         memory: EalMemory::Small,
+        order: Order::Opened,
         timing: Timing {
             warmup: Duration::from_millis(500),
             window: Duration::from_millis(2000),
@@ -109,6 +112,13 @@ fn parse_opts() -> Opts {
                 o.timing.warmup = Duration::from_millis(val().parse().expect("--warmup-ms"))
             }
             "--huge" => o.memory = EalMemory::Huge,
+            "--order" => {
+                o.order = match val().as_str() {
+                    "opened" => Order::Opened,
+                    "random" => Order::Random,
+                    v => usage(&format!("--order: {v:?} (opened, random)")),
+                }
+            }
             "--no-testpmd" => o.testpmd = false,
             "--no-fwd" => o.flows.clear(),
             "--no-newconns" => o.newconns = false,
@@ -233,7 +243,7 @@ fn profile(
     flows: u32,
     modes: &[Mode],
     t: Timing,
-    memory: EalMemory,
+    (memory, order): (EalMemory, Order),
 ) {
     let _ = std::fs::create_dir_all(out);
     println!();
@@ -244,6 +254,7 @@ fn profile(
             flows,
             load: Load::Forward,
             memory,
+            order,
         };
         let files = lab::write_pcaps(dir, &case).expect("pcaps");
         let data = out.join(format!("perf-{}-{flows}.data", mode.name()));
@@ -300,9 +311,13 @@ fn main() {
     println!("machine: {}", machine());
     println!("daemon: {}", bin.display());
     println!(
-        "window {} ms after {} ms warm-up; scratch {}",
+        "window {} ms after {} ms warm-up; flows replayed in {} order; scratch {}",
         o.timing.window.as_millis(),
         o.timing.warmup.as_millis(),
+        match o.order {
+            Order::Opened => "opened",
+            Order::Random => "random",
+        },
         dir.display()
     );
     let check = pcap::frame(
@@ -331,6 +346,7 @@ fn main() {
                     flows,
                     load: Load::Forward,
                     memory: o.memory,
+                    order: o.order,
                 };
                 let files = lab::write_pcaps(&dir, &case).expect("pcaps");
                 // Each round's baseline is the faster of testpmd's default burst and the
@@ -362,6 +378,7 @@ fn main() {
                         flows,
                         load,
                         memory: o.memory,
+                        order: o.order,
                     };
                     let files = lab::write_pcaps(&dir, &case).expect("pcaps");
                     let m = run::ironvs(&bin, &dir, &case, &files, o.timing, None);
@@ -432,7 +449,7 @@ fn main() {
         } else {
             o.modes.clone()
         };
-        profile(&bin, &dir, d, flows, &modes, o.timing, o.memory);
+        profile(&bin, &dir, d, flows, &modes, o.timing, (o.memory, o.order));
     }
 
     let mut newconn = None;
@@ -442,6 +459,7 @@ fn main() {
             flows: 1 << 20,
             load: Load::NewConns,
             memory: o.memory,
+            order: o.order,
         };
         let files = lab::write_pcaps(&dir, &case).expect("pcaps");
         let m = run::ironvs(&bin, &dir, &case, &files, o.timing, None);

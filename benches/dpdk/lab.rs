@@ -108,6 +108,46 @@ pub struct Case {
     pub load: Load,
     /// EAL memory of both programs.
     pub memory: EalMemory,
+    /// The order the replayed packets visit the flows in.
+    pub order: Order,
+}
+
+/// The order of the flows in a replayed pcap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// The order the SYNs opened them: consecutive packets use neighbouring connection entries
+    /// (the table allocates slots in order), which share cache lines and which the hardware
+    /// prefetchers follow.
+    Opened,
+    /// A fixed random permutation (the same in every run): each packet's entry is anywhere in
+    /// the table, as with real traffic.
+    Random,
+}
+
+impl Order {
+    /// The flow the `i`-th packet of `flows` carries.
+    fn permutation(self, flows: u32) -> Vec<u32> {
+        let mut v: Vec<u32> = (0..flows).collect();
+        if self == Order::Random {
+            // Fisher-Yates with a fixed xorshift64 stream: the same permutation in every run.
+            let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+            for i in (1..v.len()).rev() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                v.swap(i, (x % (i as u64 + 1)) as usize);
+            }
+        }
+        v
+    }
+
+    /// How pcap file names tell the orders apart.
+    fn tag(self) -> &'static str {
+        match self {
+            Order::Opened => "",
+            Order::Random => "random-",
+        }
+    }
 }
 
 impl Case {
@@ -180,17 +220,20 @@ pub fn write_pcaps(dir: &Path, case: &Case) -> std::io::Result<Files> {
             pcap::frame(&syn_segment(i), true, i as u16)
         })?;
     }
+    let o = case.order.tag();
     let name = match case.load {
-        Load::Forward => format!("ack-{}.pcap", case.flows),
+        Load::Forward => format!("ack-{o}{}.pcap", case.flows),
         Load::NewConns => format!("newsyn-{}.pcap", case.flows),
-        Load::Reply => format!("reply-{}-{}.pcap", case.mode.name(), case.flows),
+        Load::Reply => format!("reply-{o}{}-{}.pcap", case.mode.name(), case.flows),
     };
     let load = dir.join(name);
     if load.exists() {
         return Ok(Files { syn, load });
     }
+    let flow = case.order.permutation(case.flows);
     match case.load {
         Load::Forward => pcap::write(&load, case.flows, |i| {
+            let i = flow[i as usize];
             let s = syn_segment(i);
             let ack = Segment {
                 flags: ACK,
@@ -206,6 +249,7 @@ pub fn write_pcaps(dir: &Path, case: &Case) -> std::io::Result<Files> {
         Load::Reply => {
             let dsts = reply_destinations(case);
             pcap::write(&load, case.flows, |i| {
+                let i = flow[i as usize];
                 let (dst, dport) = dsts[i as usize];
                 let s = Segment {
                     src: RS,
