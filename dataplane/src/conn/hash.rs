@@ -27,7 +27,7 @@ fn halves(a: &Addr) -> (u64, u64) {
 }
 
 /// Hashes a directed 5-tuple with `seed`; an IPv4 key (both addresses IPv4-mapped) hashes as
-/// [`hash_flow_v4`] does.
+/// `hash_flow_v4` does.
 #[inline]
 pub fn hash_flow(seed: u64, k: &FlowKey) -> u64 {
     hash_flow_keyed(seed, v4_prefix(seed), k)

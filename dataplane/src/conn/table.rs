@@ -123,7 +123,7 @@ pub struct ConnTable {
 
 impl ConnTable {
     /// The most entries a table holds: an index reference keeps its top two bits for the
-    /// direction and [`WIDE_BIT`].
+    /// direction and for whether its entry is read past byte 80 (NAT, FullNAT).
     pub const MAX_CAPACITY: u32 = ID_MASK;
 
     /// Allocates a table for `cfg.capacity` entries.
