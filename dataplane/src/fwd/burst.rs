@@ -84,6 +84,7 @@ impl Forwarder {
         if snap.generation() != self.generation {
             self.install(snap);
         }
+        self.hop_stamp.refresh(self.generation, topo.epoch());
         self.conns.advance(now_ms);
         for (bufs, verdicts) in bufs.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
             let n = bufs.len().min(verdicts.len()).min(BURST);

@@ -61,7 +61,16 @@ impl Forwarder {
             return true;
         }
         let frame = buf.frame_mut();
-        xmit_ipv4_tcp(&mut self.hops, self.generation, topo, frame, h, c, dir, v);
+        xmit_ipv4_tcp(
+            &mut self.hops,
+            self.hop_stamp.current(),
+            topo,
+            frame,
+            h,
+            c,
+            dir,
+            v,
+        );
         true
     }
 
@@ -99,7 +108,7 @@ impl Forwarder {
             // DR first: one test, no dispatch.
             (FwdMode::Dr, true) => to_real_into(
                 &mut self.hops,
-                self.generation,
+                self.hop_stamp.current(),
                 topo,
                 frame,
                 c.dest,
@@ -110,7 +119,16 @@ impl Forwarder {
                 let (dest, real) = (c.dest, c.real);
                 *v = self.tun_from_frame(snap, topo, in_port, buf, dest, &real);
             }
-            _ => xmit_ipv4_tcp(&mut self.hops, self.generation, topo, frame, &h, c, dir, v),
+            _ => xmit_ipv4_tcp(
+                &mut self.hops,
+                self.hop_stamp.current(),
+                topo,
+                frame,
+                &h,
+                c,
+                dir,
+                v,
+            ),
         }
         true
     }
@@ -121,10 +139,9 @@ impl Forwarder {
     /// [`crate::wire::ParsedFrame`]. `None`, having changed nothing, for the rest (no cached
     /// hop, too big, no address on the port, TTL spent), which `xmit_tun` handles.
     #[inline(always)]
-    fn tun_cached_ipv4<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
+    fn tun_cached_ipv4<B: PacketBuf + ?Sized>(
         &mut self,
         snap: &Snapshot,
-        topo: &T,
         buf: &mut B,
         dest: DestId,
         real: &Addr,
@@ -133,7 +150,7 @@ impl Forwarder {
         if !real.is_v4() || h.ttl <= 1 {
             return None;
         }
-        let hop = cached_hop(&self.hops, self.generation, topo, dest, real)?;
+        let hop = cached_hop(&self.hops, self.hop_stamp.current(), dest, real)?;
         if usize::from(h.ip_len) + OVERHEAD > usize::from(snap.mtu(hop.port())) {
             return None;
         }
@@ -167,7 +184,7 @@ impl Forwarder {
         dest: DestId,
         real: &Addr,
     ) -> Verdict {
-        if let Some(v) = self.tun_cached_ipv4(snap, topo, buf, dest, real) {
+        if let Some(v) = self.tun_cached_ipv4(snap, buf, dest, real) {
             return v;
         }
         match Ipv4TcpHead::read_known(buf.frame()) {

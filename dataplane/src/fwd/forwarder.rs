@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::laddr::{LocalPorts, PortRange};
 use super::snapshot::{AddrRole, SnapDest, Snapshot};
 use super::stats::FwdStats;
-use super::xmit::{xmit, Hop};
+use super::xmit::{xmit, Hop, HopStamp};
 use super::{DropReason, Topology, Verdict, BURST};
 use crate::buf::PacketBuf;
 use crate::conn::{
@@ -83,6 +83,8 @@ pub struct Forwarder {
     pub(super) generation: u64,
     /// Per real server slot: the egress towards it (see [`crate::fwd::Topology::epoch`]).
     pub(super) hops: Box<[Hop]>,
+    /// What `hops` are valid under, refreshed when `process` or `process_burst` starts.
+    pub(super) hop_stamp: HopStamp,
     pub(super) lports: LocalPorts,
     pub(super) stats: Arc<FwdStats>,
     ip_id: u16,
@@ -111,6 +113,7 @@ impl Forwarder {
             generation: 0,
             // One slot per real server, and the last for replies' next hop (see `xmit.rs`).
             hops: vec![Hop::NONE; cfg.table.dest_capacity as usize + 1].into_boxed_slice(),
+            hop_stamp: HopStamp::new(),
             lports: LocalPorts::new(cfg.ports, rss),
             stats: Arc::new(stats),
             ip_id: (cfg.table.core).wrapping_mul(0x9e37),
@@ -207,6 +210,7 @@ impl Forwarder {
         if snap.generation() != self.generation {
             self.install(snap);
         }
+        self.hop_stamp.refresh(self.generation, topo.epoch());
         let Ok(pf) = parse_frame(buf.frame()) else {
             self.stats.count_drop(DropReason::Malformed);
             return Verdict::Drop(DropReason::Malformed);
@@ -338,7 +342,7 @@ impl Forwarder {
         }
         xmit(
             &mut self.hops,
-            self.generation,
+            self.hop_stamp.current(),
             topo,
             buf.frame_mut(),
             pf,

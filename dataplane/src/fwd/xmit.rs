@@ -15,14 +15,15 @@ use crate::wire::ipip::{encapsulate, OVERHEAD};
 use crate::wire::ipv4::Ipv4Packet;
 use crate::wire::{EmitError, Ipv4TcpHead, L3Kind, MacAddr, ParsedFrame};
 
-/// The egress towards one real server, valid while the forwarder's snapshot generation and the
-/// topology's epoch are those recorded ([`Topology::epoch`]). The forwarder keeps one per real
-/// server slot, and one more, the last, for the next hop of replies ([`reply_to`]).
+/// The egress towards one real server, valid while the forwarder's hop stamp is the one
+/// recorded (it moves whenever the snapshot generation or the topology's epoch does, see
+/// [`HopStamp`]). The forwarder keeps one per real server slot, and one more, the last, for the
+/// next hop of replies ([`reply_to`]).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Hop {
-    generation: u64,
-    epoch: u64,
-    /// The real server's address (a slot may change hands between snapshots).
+    stamp: u64,
+    /// The real server's address (a slot may change hands between snapshots, and connections
+    /// of the slot's previous server may live on).
     addr: Addr,
     port: u16,
     /// The Ethernet header's first 12 bytes: destination (next hop) and source MAC.
@@ -30,20 +31,18 @@ pub(super) struct Hop {
 }
 
 impl Hop {
-    /// A hop that matches nothing (generation 0 is never a snapshot's).
+    /// A hop that matches nothing (no stamp is 0).
     pub(super) const NONE: Hop = Hop {
-        generation: 0,
-        epoch: 0,
+        stamp: 0,
         addr: Addr::UNSPECIFIED,
         port: 0,
         macs: [0; 12],
     };
 
-    /// True when the hop was recorded for `addr` under snapshot `generation` and topology
-    /// `epoch`.
+    /// True when the hop was recorded for `addr` under `stamp`.
     #[inline(always)]
-    fn holds(&self, generation: u64, epoch: u64, addr: &Addr) -> bool {
-        self.generation == generation && self.epoch == epoch && self.addr == *addr
+    fn holds(&self, stamp: u64, addr: &Addr) -> bool {
+        self.stamp == stamp && self.addr == *addr
     }
 
     /// The egress port.
@@ -58,6 +57,53 @@ impl Hop {
         if let Some(h) = frame.first_chunk_mut::<12>() {
             *h = self.macs;
         }
+    }
+}
+
+/// The number a cached [`Hop`] is checked against: it moves whenever the snapshot generation
+/// or the topology's epoch ([`Topology::epoch`]) does, so that a packet compares one word, read
+/// once per call of the forwarder, instead of two, one of them behind the topology.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct HopStamp {
+    key: (u64, Option<u64>),
+    current: u64,
+    next: u64,
+}
+
+impl HopStamp {
+    /// The stamp while the topology allows no caching: no hop holds it (none is recorded).
+    pub(super) const OFF: u64 = u64::MAX;
+
+    /// Before the first snapshot: caching off.
+    pub(super) const fn new() -> HopStamp {
+        HopStamp {
+            key: (0, None),
+            current: Self::OFF,
+            next: 1,
+        }
+    }
+
+    /// The stamp for snapshot `generation` under topology epoch `epoch`: the last one while
+    /// neither moved, else a new one (never 0, [`Hop::NONE`]'s), or [`HopStamp::OFF`].
+    #[inline(always)]
+    pub(super) fn refresh(&mut self, generation: u64, epoch: Option<u64>) -> u64 {
+        if (generation, epoch) != self.key {
+            self.key = (generation, epoch);
+            self.current = match epoch {
+                Some(_) => {
+                    self.next += 1;
+                    self.next - 1
+                }
+                None => Self::OFF,
+            };
+        }
+        self.current
+    }
+
+    /// The stamp [`HopStamp::refresh`] last returned.
+    #[inline(always)]
+    pub(super) fn current(&self) -> u64 {
+        self.current
     }
 }
 
@@ -106,11 +152,11 @@ pub(super) fn route_to<T: Topology + ?Sized>(topo: &T, frame: &mut [u8], dst: &A
 
 /// Rewrites and routes a packet of connection `c` travelling in `dir`, for every mode but TUN
 /// in the original direction (that one needs the forwarder: [`Forwarder::xmit_tun`]). `hops`
-/// and `generation` are the forwarder's egress cache and snapshot generation.
+/// and `stamp` are the forwarder's egress cache and its [`HopStamp`].
 #[inline(always)]
 pub(super) fn xmit<T: Topology + ?Sized>(
     hops: &mut [Hop],
-    generation: u64,
+    stamp: u64,
     topo: &T,
     frame: &mut [u8],
     pf: &ParsedFrame,
@@ -120,7 +166,7 @@ pub(super) fn xmit<T: Topology + ?Sized>(
     let packet = (pf.l3 == L3Kind::Ipv4, pf.ttl);
     xmit_with(
         hops,
-        generation,
+        stamp,
         topo,
         frame,
         packet,
@@ -140,7 +186,7 @@ pub(super) fn xmit<T: Topology + ?Sized>(
 #[inline(always)]
 pub(super) fn xmit_ipv4_tcp<T: Topology + ?Sized>(
     hops: &mut [Hop],
-    generation: u64,
+    stamp: u64,
     topo: &T,
     frame: &mut [u8],
     h: &Ipv4TcpHead,
@@ -151,7 +197,7 @@ pub(super) fn xmit_ipv4_tcp<T: Topology + ?Sized>(
     let leg = |a: &Addr, port: u16| Some((a.v4_octets(), port));
     let done = match (c.mode, dir) {
         (FwdMode::Dr, Dir::Original) => {
-            return to_real_into(hops, generation, topo, frame, c.dest, &c.real, v)
+            return to_real_into(hops, stamp, topo, frame, c.dest, &c.real, v)
         }
         (FwdMode::Nat, Dir::Original) => routable_v4(frame, h, &c.real, None)
             .map(|head| nat_head_v4_summed(head, None, leg(&c.real, c.rport), c.nat_sum())),
@@ -179,8 +225,8 @@ pub(super) fn xmit_ipv4_tcp<T: Topology + ?Sized>(
         return;
     }
     match dir {
-        Dir::Original => to_real_into(hops, generation, topo, frame, c.dest, &c.real, v),
-        Dir::Reply => reply_to_into(hops, generation, topo, frame, &c.client, v),
+        Dir::Original => to_real_into(hops, stamp, topo, frame, c.dest, &c.real, v),
+        Dir::Reply => reply_to_into(hops, stamp, topo, frame, &c.client, v),
     }
 }
 
@@ -213,7 +259,7 @@ fn routable_v4<'f>(
 #[inline(always)]
 fn xmit_with<T: Topology + ?Sized>(
     hops: &mut [Hop],
-    generation: u64,
+    stamp: u64,
     topo: &T,
     frame: &mut [u8],
     (v4, ttl): (bool, u8),
@@ -222,9 +268,7 @@ fn xmit_with<T: Topology + ?Sized>(
     rewrite: impl FnOnce(&mut [u8], Option<(Addr, u16)>, Option<(Addr, u16)>) -> bool,
 ) -> Verdict {
     let (src, dst, toward) = match (c.mode, dir) {
-        (FwdMode::Dr, Dir::Original) => {
-            return to_real(hops, generation, topo, frame, c.dest, &c.real)
-        }
+        (FwdMode::Dr, Dir::Original) => return to_real(hops, stamp, topo, frame, c.dest, &c.real),
         (FwdMode::Nat, Dir::Original) => (None, Some((c.real, c.rport)), c.real),
         (FwdMode::Nat, Dir::Reply) => (Some((c.vip, c.vport)), None, c.client),
         (FwdMode::FullNat, Dir::Original) => {
@@ -248,25 +292,25 @@ fn xmit_with<T: Topology + ?Sized>(
         return Verdict::Drop(DropReason::Malformed);
     }
     match dir {
-        Dir::Original => to_real(hops, generation, topo, frame, c.dest, &toward),
-        Dir::Reply => reply_to(hops, generation, topo, frame, &toward),
+        Dir::Original => to_real(hops, stamp, topo, frame, c.dest, &toward),
+        Dir::Reply => reply_to(hops, stamp, topo, frame, &toward),
     }
 }
 
 /// [`route_to`] for a reply towards client `dst`. The route is looked up (clients are many),
-/// but its next hop's MACs come from the last slot of `hops` while the snapshot generation,
-/// the topology's epoch, the next hop and the port are those recorded there: replies mostly
+/// but its next hop's MACs come from the last slot of `hops` while the stamp (snapshot
+/// generation and topology epoch), the next hop and the port are those recorded there: replies mostly
 /// leave through one gateway, whose neighbour lookup this saves.
 #[inline(always)]
 fn reply_to<T: Topology + ?Sized>(
     hops: &mut [Hop],
-    generation: u64,
+    stamp: u64,
     topo: &T,
     frame: &mut [u8],
     dst: &Addr,
 ) -> Verdict {
     let mut v = Verdict::Kernel;
-    reply_to_into(hops, generation, topo, frame, dst, &mut v);
+    reply_to_into(hops, stamp, topo, frame, dst, &mut v);
     v
 }
 
@@ -275,7 +319,7 @@ fn reply_to<T: Topology + ?Sized>(
 #[inline(always)]
 fn reply_to_into<T: Topology + ?Sized>(
     hops: &mut [Hop],
-    generation: u64,
+    stamp: u64,
     topo: &T,
     frame: &mut [u8],
     dst: &Addr,
@@ -285,15 +329,15 @@ fn reply_to_into<T: Topology + ?Sized>(
         *v = Verdict::Drop(DropReason::NoRoute);
         return;
     };
-    if let (Some(epoch), Some(m)) = (topo.epoch(), hops.last()) {
-        if m.holds(generation, epoch, &route.next_hop) && m.port == route.port {
+    if let Some(m) = hops.last() {
+        if m.holds(stamp, &route.next_hop) && m.port == route.port {
             m.set_macs(frame);
             *v = Verdict::Forward { port: m.port };
             return;
         }
     }
     let next_hop = route.next_hop;
-    *v = egress_recording(hops.last_mut(), generation, topo, frame, next_hop, &route);
+    *v = egress_recording(hops.last_mut(), stamp, topo, frame, next_hop, &route);
 }
 
 /// [`route_to`] the real server `real` in slot `dest`, through the slot's cached hop when the
@@ -301,14 +345,14 @@ fn reply_to_into<T: Topology + ?Sized>(
 #[inline(always)]
 fn to_real<T: Topology + ?Sized>(
     hops: &mut [Hop],
-    generation: u64,
+    stamp: u64,
     topo: &T,
     frame: &mut [u8],
     dest: DestId,
     real: &Addr,
 ) -> Verdict {
     let mut v = Verdict::Kernel;
-    to_real_into(hops, generation, topo, frame, dest, real, &mut v);
+    to_real_into(hops, stamp, topo, frame, dest, real, &mut v);
     v
 }
 
@@ -316,19 +360,19 @@ fn to_real<T: Topology + ?Sized>(
 #[inline(always)]
 pub(super) fn to_real_into<T: Topology + ?Sized>(
     hops: &mut [Hop],
-    generation: u64,
+    stamp: u64,
     topo: &T,
     frame: &mut [u8],
     dest: DestId,
     real: &Addr,
     v: &mut Verdict,
 ) {
-    if let Some(h) = cached_hop(hops, generation, topo, dest, real) {
+    if let Some(h) = cached_hop(hops, stamp, dest, real) {
         h.set_macs(frame);
         *v = Verdict::Forward { port: h.port };
         return;
     }
-    *v = to_real_uncached(hops, generation, topo, frame, dest, real);
+    *v = to_real_uncached(hops, stamp, topo, frame, dest, real);
 }
 
 /// [`to_real`] without a cached hop: out of line, so that the cached case, every packet but
@@ -337,14 +381,14 @@ pub(super) fn to_real_into<T: Topology + ?Sized>(
 #[inline(never)]
 fn to_real_uncached<T: Topology + ?Sized>(
     hops: &mut [Hop],
-    generation: u64,
+    stamp: u64,
     topo: &T,
     frame: &mut [u8],
     dest: DestId,
     real: &Addr,
 ) -> Verdict {
     match topo.route(real) {
-        Some(route) => egress_to_real(hops, generation, topo, frame, dest, real, &route),
+        Some(route) => egress_to_real(hops, stamp, topo, frame, dest, real, &route),
         None => Verdict::Drop(DropReason::NoRoute),
     }
 }
@@ -356,19 +400,12 @@ enum Way {
     Route(Route),
 }
 
-/// The cached egress towards real server `real` in slot `dest`, if the topology allows caching
-/// and the snapshot generation, the topology's epoch and the address are those recorded.
+/// The cached egress towards real server `real` in slot `dest`, if it was recorded for that
+/// address under `stamp`.
 #[inline(always)]
-pub(super) fn cached_hop<T: Topology + ?Sized>(
-    hops: &[Hop],
-    generation: u64,
-    topo: &T,
-    dest: DestId,
-    real: &Addr,
-) -> Option<Hop> {
-    let epoch = topo.epoch()?;
+pub(super) fn cached_hop(hops: &[Hop], stamp: u64, dest: DestId, real: &Addr) -> Option<Hop> {
     let h = hops.get(dest.index())?;
-    h.holds(generation, epoch, real).then_some(*h)
+    h.holds(stamp, real).then_some(*h)
 }
 
 /// [`egress`] along `route` towards real server `real` in slot `dest`, recording the hop in
@@ -376,21 +413,14 @@ pub(super) fn cached_hop<T: Topology + ?Sized>(
 #[inline(always)]
 fn egress_to_real<T: Topology + ?Sized>(
     hops: &mut [Hop],
-    generation: u64,
+    stamp: u64,
     topo: &T,
     frame: &mut [u8],
     dest: DestId,
     real: &Addr,
     route: &Route,
 ) -> Verdict {
-    egress_recording(
-        hops.get_mut(dest.index()),
-        generation,
-        topo,
-        frame,
-        *real,
-        route,
-    )
+    egress_recording(hops.get_mut(dest.index()), stamp, topo, frame, *real, route)
 }
 
 /// [`egress`] along `route`, recording in `slot` the hop for `addr` (a real server, or the next
@@ -399,17 +429,16 @@ fn egress_to_real<T: Topology + ?Sized>(
 #[inline(never)]
 fn egress_recording<T: Topology + ?Sized>(
     slot: Option<&mut Hop>,
-    generation: u64,
+    stamp: u64,
     topo: &T,
     frame: &mut [u8],
     addr: Addr,
     route: &Route,
 ) -> Verdict {
     let mac = topo.neighbour(route.port, &route.next_hop);
-    if let (Some(mac), Some(epoch), Some(h)) = (mac, topo.epoch(), slot) {
+    if let (Some(mac), Some(h), true) = (mac, slot, stamp != HopStamp::OFF) {
         *h = Hop {
-            generation,
-            epoch,
+            stamp,
             addr,
             port: route.port,
             macs: mac_pair(mac, route.mac),
@@ -435,8 +464,8 @@ impl Forwarder {
     ) -> Verdict {
         match d.mode {
             FwdMode::Dr => {
-                let (hops, generation) = (&mut self.hops, self.generation);
-                to_real(hops, generation, topo, buf.frame_mut(), d.id, &d.addr)
+                let (hops, stamp) = (&mut self.hops, self.hop_stamp.current());
+                to_real(hops, stamp, topo, buf.frame_mut(), d.id, &d.addr)
             }
             FwdMode::Tun => self.xmit_tun(snap, topo, in_port, buf, pf, d.id, &d.addr),
             FwdMode::Nat | FwdMode::FullNat => Verdict::Drop(DropReason::NoConnection),
@@ -466,7 +495,7 @@ impl Forwarder {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
         // The cached hop spares the route and neighbour lookups, as for the other modes.
-        let way = match cached_hop(&self.hops, self.generation, topo, dest, real) {
+        let way = match cached_hop(&self.hops, self.hop_stamp.current(), dest, real) {
             Some(h) => Way::Cached(h),
             None => match topo.route(real) {
                 Some(r) => Way::Route(r),
@@ -500,8 +529,8 @@ impl Forwarder {
                     Verdict::Forward { port: h.port }
                 }
                 Way::Route(r) => {
-                    let (hops, generation) = (&mut self.hops, self.generation);
-                    egress_to_real(hops, generation, topo, buf.frame_mut(), dest, real, &r)
+                    let (hops, stamp) = (&mut self.hops, self.hop_stamp.current());
+                    egress_to_real(hops, stamp, topo, buf.frame_mut(), dest, real, &r)
                 }
             },
             Err(EmitError::BufferTooShort) => Verdict::Drop(DropReason::NoHeadroom),
@@ -555,5 +584,41 @@ impl Forwarder {
         dst.copy_from_slice(msg);
         self.stats.frag_needed_sent.inc();
         egress(topo, frame, &route)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_hop_stamp_moves_with_generation_and_epoch() {
+        let mut s = HopStamp::new();
+        assert_eq!(s.current(), HopStamp::OFF);
+        let a = s.refresh(1, Some(7));
+        assert_ne!(a, 0, "0 is Hop::NONE's");
+        assert_ne!(a, HopStamp::OFF);
+        assert_eq!(s.refresh(1, Some(7)), a, "unchanged: the same stamp");
+        let b = s.refresh(1, Some(8));
+        let c = s.refresh(2, Some(8));
+        assert!(a != b && b != c && a != c);
+        // Caching off, then back to an earlier pair: a fresh stamp, so nothing recorded
+        // before holds again.
+        assert_eq!(s.refresh(2, None), HopStamp::OFF);
+        let d = s.refresh(1, Some(7));
+        assert!(![a, b, c, HopStamp::OFF].contains(&d));
+        assert_eq!(s.current(), d);
+        // A hop holds only its own stamp and address; NONE holds nothing a real server has.
+        let real = Addr::v4([10, 0, 0, 1]);
+        let hop = Hop {
+            stamp: d,
+            addr: real,
+            port: 1,
+            macs: [0; 12],
+        };
+        assert!(hop.holds(d, &real));
+        assert!(!hop.holds(c, &real) && !hop.holds(HopStamp::OFF, &real));
+        assert!(!hop.holds(d, &Addr::v4([10, 0, 0, 2])));
+        assert!(!Hop::NONE.holds(HopStamp::OFF, &real) && !Hop::NONE.holds(d, &real));
     }
 }
