@@ -139,9 +139,10 @@ impl Forwarder {
     /// [`crate::wire::ParsedFrame`]. `None`, having changed nothing, for the rest (no cached
     /// hop, too big, no address on the port, TTL spent), which `xmit_tun` handles.
     #[inline(always)]
-    fn tun_cached_ipv4<B: PacketBuf + ?Sized>(
+    fn tun_cached_ipv4<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
         &mut self,
         snap: &Snapshot,
+        topo: &T,
         buf: &mut B,
         dest: DestId,
         real: &Addr,
@@ -150,7 +151,7 @@ impl Forwarder {
         if !real.is_v4() || h.ttl <= 1 {
             return None;
         }
-        let hop = cached_hop(&self.hops, self.hop_stamp.current(), dest, real)?;
+        let hop = cached_hop(&self.hops, self.hop_stamp.current(), topo, dest, real)?;
         if usize::from(h.ip_len) + OVERHEAD > usize::from(snap.mtu(hop.port())) {
             return None;
         }
@@ -184,7 +185,7 @@ impl Forwarder {
         dest: DestId,
         real: &Addr,
     ) -> Verdict {
-        if let Some(v) = self.tun_cached_ipv4(snap, buf, dest, real) {
+        if let Some(v) = self.tun_cached_ipv4(snap, topo, buf, dest, real) {
             return v;
         }
         match Ipv4TcpHead::read_known(buf.frame()) {

@@ -329,7 +329,7 @@ fn reply_to_into<T: Topology + ?Sized>(
         *v = Verdict::Drop(DropReason::NoRoute);
         return;
     };
-    if let Some(m) = hops.last() {
+    if let (Some(_), Some(m)) = (topo.epoch(), hops.last()) {
         if m.holds(stamp, &route.next_hop) && m.port == route.port {
             m.set_macs(frame);
             *v = Verdict::Forward { port: m.port };
@@ -367,7 +367,7 @@ pub(super) fn to_real_into<T: Topology + ?Sized>(
     real: &Addr,
     v: &mut Verdict,
 ) {
-    if let Some(h) = cached_hop(hops, stamp, dest, real) {
+    if let Some(h) = cached_hop(hops, stamp, topo, dest, real) {
         h.set_macs(frame);
         *v = Verdict::Forward { port: h.port };
         return;
@@ -401,9 +401,17 @@ enum Way {
 }
 
 /// The cached egress towards real server `real` in slot `dest`, if it was recorded for that
-/// address under `stamp`.
+/// address under `stamp`. (`topo` only says whether it caches at all, which for a given
+/// topology type is known when this is compiled: the check costs nothing.)
 #[inline(always)]
-pub(super) fn cached_hop(hops: &[Hop], stamp: u64, dest: DestId, real: &Addr) -> Option<Hop> {
+pub(super) fn cached_hop<T: Topology + ?Sized>(
+    hops: &[Hop],
+    stamp: u64,
+    topo: &T,
+    dest: DestId,
+    real: &Addr,
+) -> Option<Hop> {
+    topo.epoch()?;
     let h = hops.get(dest.index())?;
     h.holds(stamp, real).then_some(*h)
 }
@@ -436,7 +444,10 @@ fn egress_recording<T: Topology + ?Sized>(
     route: &Route,
 ) -> Verdict {
     let mac = topo.neighbour(route.port, &route.next_hop);
-    if let (Some(mac), Some(h), true) = (mac, slot, stamp != HopStamp::OFF) {
+    // `topo.epoch()` as well as the stamp: for a topology type that never caches, this is
+    // known when it is compiled, and the recording goes.
+    let caching = topo.epoch().is_some() && stamp != HopStamp::OFF;
+    if let (Some(mac), Some(h), true) = (mac, slot, caching) {
         *h = Hop {
             stamp,
             addr,
@@ -495,7 +506,7 @@ impl Forwarder {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
         // The cached hop spares the route and neighbour lookups, as for the other modes.
-        let way = match cached_hop(&self.hops, self.hop_stamp.current(), dest, real) {
+        let way = match cached_hop(&self.hops, self.hop_stamp.current(), topo, dest, real) {
             Some(h) => Way::Cached(h),
             None => match topo.route(real) {
                 Some(r) => Way::Route(r),
