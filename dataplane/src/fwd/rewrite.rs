@@ -350,6 +350,43 @@ pub(super) fn nat_head_v4_summed(
     l4h[16..18].copy_from_slice(&c.to_ne_bytes());
 }
 
+/// [`nat_head_v4_summed`] for FullNAT, which changes both addresses and both ports: `ports` are
+/// the new source and destination port as the wire has them, written as one word, and their
+/// checksum terms are that word's. No "unchanged" test is needed: both addresses change, so
+/// `addr_sum` is not zero (a fold is zero only when every term is) and neither is the sum, and
+/// the terms of an unchanged word (a negative zero) then change nothing. So the bytes are
+/// those per-port terms give, bit for bit.
+#[inline(always)]
+pub(super) fn fullnat_head_v4_summed(
+    head: &mut [u8; 54],
+    (src, dst): ([u8; 4], [u8; 4]),
+    ports: [u8; 4],
+    addr_sum: u16,
+) {
+    debug_assert_ne!(addr_sum, 0, "FullNAT changes both addresses");
+    let Some((ip, l4h)) = head_views(head) else {
+        return;
+    };
+    ip[12..16].copy_from_slice(&src);
+    ip[16..20].copy_from_slice(&dst);
+    let (old, new) = (
+        u32::from_ne_bytes([l4h[0], l4h[1], l4h[2], l4h[3]]),
+        u32::from_ne_bytes(ports),
+    );
+    l4h[0..4].copy_from_slice(&ports);
+    let l4_d = u64::from(addr_sum) + u64::from(!old) + u64::from(new);
+    const TTL_TERMS: u64 = 0xffff - u16::from_ne_bytes([1, 0]) as u64;
+    debug_assert!(ip[8] > 1);
+    ip[8] = ip[8].wrapping_sub(1);
+    let ipc = checksum::apply_delta(
+        u16::from_ne_bytes([ip[10], ip[11]]),
+        u64::from(addr_sum) + TTL_TERMS,
+    );
+    ip[10..12].copy_from_slice(&ipc.to_ne_bytes());
+    let c = checksum::apply_delta(u16::from_ne_bytes([l4h[16], l4h[17]]), l4_d);
+    l4h[16..18].copy_from_slice(&c.to_ne_bytes());
+}
+
 /// Writes one side's new address (at `aoff`) and port (at `poff`, if the packet has ports) and
 /// returns the L4 checksum delta, adding the address part to `ip_d`. Lengths are checked by the
 /// caller.
@@ -510,6 +547,62 @@ mod tests {
             let (mut a, mut b) = (f.clone(), f.clone());
             nat_head_v4(a.first_chunk_mut::<54>().unwrap(), src, dst);
             nat_head_v4_summed(b.first_chunk_mut::<54>().unwrap(), src, dst, sum);
+            proptest::prop_assert_eq!(a, b);
+        }
+
+        /// FullNAT's one-word port rewrite writes the same bytes as per-port terms, whatever
+        /// the checksums (0 and 0xffff included) and the ports (unchanged, 0 and 0xffff
+        /// included), as long as both addresses change, as FullNAT's do.
+        #[test]
+        fn prop_fullnat_word_rewrite_matches_per_port(
+            src in proptest::prelude::any::<[u8; 4]>(),
+            dst in proptest::prelude::any::<[u8; 4]>(),
+            sport in proptest::prelude::any::<u16>(),
+            dport in proptest::prelude::any::<u16>(),
+            old_ports in (proptest::prelude::any::<u16>(), proptest::prelude::any::<u16>()),
+            kind in 0u8..6,
+            ttl in 2u8..=255,
+            ip_csum in proptest::prelude::any::<u16>(),
+            tcp_csum in proptest::prelude::any::<u16>(),
+            special in 0u8..3,
+        ) {
+            let old = ([192, 0, 2, 1], [198, 51, 100, 10]);
+            proptest::prop_assume!(src != old.0 && dst != old.1);
+            // Ports: random, unchanged, or the edges of the native-order words.
+            let (osp, odp, sport, dport) = match kind {
+                0 => (old_ports.0, old_ports.1, sport, dport),
+                1 => (old_ports.0, old_ports.1, old_ports.0, old_ports.1),
+                2 => (old_ports.0, 0xffff, old_ports.0, 0),
+                3 => (0xffff, 0xffff, 0, 0),
+                4 => (0, 0, 0xffff, 0xffff),
+                _ => (old_ports.0, old_ports.1, old_ports.0, dport),
+            };
+            let mut f = Vec::new();
+            PacketBuilder::ethernet2([1; 6], [2; 6])
+                .ipv4(old.0, old.1, ttl)
+                .tcp(osp, odp, 7, 1000)
+                .write(&mut f, &[])
+                .unwrap();
+            let (ip_csum, tcp_csum) = match special {
+                0 => (ip_csum, tcp_csum),
+                1 => (0xffff, 0xffff),
+                _ => (0, 0),
+            };
+            f[24..26].copy_from_slice(&ip_csum.to_be_bytes());
+            f[50..52].copy_from_slice(&tcp_csum.to_be_bytes());
+            let ne = u32::from_ne_bytes;
+            let sum = checksum::fold(
+                checksum::term32(ne(old.0), ne(src)) + checksum::term32(ne(old.1), ne(dst)),
+            );
+            let (mut a, mut b) = (f.clone(), f.clone());
+            nat_head_v4(a.first_chunk_mut::<54>().unwrap(), Some((src, sport)), Some((dst, dport)));
+            let (s, d) = (sport.to_be_bytes(), dport.to_be_bytes());
+            fullnat_head_v4_summed(
+                b.first_chunk_mut::<54>().unwrap(),
+                (src, dst),
+                [s[0], s[1], d[0], d[1]],
+                sum,
+            );
             proptest::prop_assert_eq!(a, b);
         }
 

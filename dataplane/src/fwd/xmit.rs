@@ -2,7 +2,7 @@
 //! decision (route, MACs, or a neighbour to resolve), as IPVS's `ip_vs_*_xmit` functions do.
 
 use super::forwarder::Forwarder;
-use super::rewrite::{nat, nat_head_v4_summed, set_macs};
+use super::rewrite::{fullnat_head_v4_summed, nat, nat_head_v4_summed, set_macs};
 use super::snapshot::{SnapDest, Snapshot};
 use super::{DropReason, Route, Topology, Verdict};
 use crate::buf::PacketBuf;
@@ -205,14 +205,16 @@ pub(super) fn xmit_ipv4_tcp<T: Topology + ?Sized>(
             .map(|head| nat_head_v4_summed(head, leg(&c.vip, c.vport), None, c.reply_nat_sum())),
         (FwdMode::FullNat, Dir::Original) => {
             routable_v4(frame, h, &c.real, Some(&c.local)).map(|head| {
-                let (src, dst) = (leg(&c.local, c.lport), leg(&c.real, c.rport));
-                nat_head_v4_summed(head, src, dst, c.nat_sum())
+                let addrs = (c.local.v4_octets(), c.real.v4_octets());
+                let ports = wire_ports(c.lport, c.rport);
+                fullnat_head_v4_summed(head, addrs, ports, c.nat_sum())
             })
         }
         (FwdMode::FullNat, Dir::Reply) => {
             routable_v4(frame, h, &c.client, Some(&c.vip)).map(|head| {
-                let (src, dst) = (leg(&c.vip, c.vport), leg(&c.client, c.cport));
-                nat_head_v4_summed(head, src, dst, c.reply_nat_sum())
+                let addrs = (c.vip.v4_octets(), c.client.v4_octets());
+                let ports = wire_ports(c.vport, c.cport);
+                fullnat_head_v4_summed(head, addrs, ports, c.reply_nat_sum())
             })
         }
         // DR and TUN replies bypass the director; their reply keys are never indexed.
@@ -228,6 +230,15 @@ pub(super) fn xmit_ipv4_tcp<T: Topology + ?Sized>(
         Dir::Original => to_real_into(hops, stamp, topo, frame, c.dest, &c.real, v),
         Dir::Reply => reply_to_into(hops, stamp, topo, frame, &c.client, v),
     }
+}
+
+/// A source and a destination port as the wire has them, one after the other.
+#[inline(always)]
+fn wire_ports(sport: u16, dport: u16) -> [u8; 4] {
+    // Built as a client packet's pair lies in its entry (`lport` then `rport`), then rotated:
+    // the compiler loads that pair as one word.
+    let pair = u32::from(sport) | (u32::from(dport) << 16);
+    pair.rotate_left(16).to_be_bytes()
 }
 
 /// The checks [`xmit_with`] makes before a rewrite, for the common frame: the packet has TTL
