@@ -566,8 +566,15 @@ mod tests {
             ip_csum in proptest::prelude::any::<u16>(),
             tcp_csum in proptest::prelude::any::<u16>(),
             special in 0u8..3,
+            keep in 0u8..3,
         ) {
             let old = ([192, 0, 2, 1], [198, 51, 100, 10]);
+            // One address may stay (0: neither, 1: the source, 2: the destination).
+            let (src, dst) = match keep {
+                1 => (old.0, dst),
+                2 => (src, old.1),
+                _ => (src, dst),
+            };
             proptest::prop_assume!(src != old.0 || dst != old.1);
             // Ports: random, unchanged, or the edges of the native-order words.
             let (osp, odp, sport, dport) = match kind {
