@@ -4,7 +4,7 @@
 //! verdict as [`Forwarder::established`] (property-tested against it), in fewer instructions.
 
 use super::forwarder::Forwarder;
-use super::xmit::{cached_hop, to_real_into, xmit_ipv4_tcp};
+use super::xmit::{cached_hop, reply_to_into, rewrite_ipv4_tcp, to_real_into, xmit_ipv4_tcp};
 use super::{DropReason, Snapshot, Topology, Verdict};
 use crate::buf::PacketBuf;
 use crate::conn::{tcp_flags, ConnId, Dir, EstablishedTouch, Probe};
@@ -119,16 +119,18 @@ impl Forwarder {
                 let (dest, real) = (c.dest, c.real);
                 *v = self.tun_from_frame(snap, topo, in_port, buf, dest, &real);
             }
-            _ => xmit_ipv4_tcp(
-                &mut self.hops,
-                self.hop_stamp.current(),
-                topo,
-                frame,
-                &h,
-                c,
-                dir,
-                v,
-            ),
+            // The rewrite first, and only then the hop cache's address and stamp: held across
+            // the rewrite's writes, they were spilled.
+            _ => match rewrite_ipv4_tcp(frame, &h, c, dir) {
+                Err(e) => *v = e,
+                Ok(()) => {
+                    let (hops, stamp) = (&mut self.hops, self.hop_stamp.current());
+                    match dir {
+                        Dir::Original => to_real_into(hops, stamp, topo, frame, c.dest, &c.real, v),
+                        Dir::Reply => reply_to_into(hops, stamp, topo, frame, &c.client, v),
+                    }
+                }
+            },
         }
         true
     }

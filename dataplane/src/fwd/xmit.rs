@@ -194,11 +194,32 @@ pub(super) fn xmit_ipv4_tcp<T: Topology + ?Sized>(
     dir: Dir,
     v: &mut Verdict,
 ) {
+    if (c.mode, dir) == (FwdMode::Dr, Dir::Original) {
+        return to_real_into(hops, stamp, topo, frame, c.dest, &c.real, v);
+    }
+    let done = rewrite_ipv4_tcp(frame, h, c, dir);
+    if let Err(e) = done {
+        *v = e;
+        return;
+    }
+    match dir {
+        Dir::Original => to_real_into(hops, stamp, topo, frame, c.dest, &c.real, v),
+        Dir::Reply => reply_to_into(hops, stamp, topo, frame, &c.client, v),
+    }
+}
+
+/// The rewrite [`xmit_ipv4_tcp`] makes (for every mode but DR and TUN client packets), apart
+/// from the egress: a caller that needs no cache until after it can then read the cache's
+/// address after the frame's writes, rather than hold it across them.
+#[inline(always)]
+pub(super) fn rewrite_ipv4_tcp(
+    frame: &mut [u8],
+    h: &Ipv4TcpHead,
+    c: &Conn,
+    dir: Dir,
+) -> Result<(), Verdict> {
     let leg = |a: &Addr, port: u16| Some((a.v4_octets(), port));
-    let done = match (c.mode, dir) {
-        (FwdMode::Dr, Dir::Original) => {
-            return to_real_into(hops, stamp, topo, frame, c.dest, &c.real, v)
-        }
+    match (c.mode, dir) {
         (FwdMode::Nat, Dir::Original) => routable_v4(frame, h, &c.real, None)
             .map(|head| nat_head_v4_summed(head, None, leg(&c.real, c.rport), c.nat_sum())),
         (FwdMode::Nat, Dir::Reply) => routable_v4(frame, h, &c.client, Some(&c.vip))
@@ -217,18 +238,12 @@ pub(super) fn xmit_ipv4_tcp<T: Topology + ?Sized>(
                 fullnat_head_v4_summed(head, addrs, ports, c.reply_nat_sum())
             })
         }
-        // DR and TUN replies bypass the director; their reply keys are never indexed.
+        // DR client packets are not rewritten (the caller sends them first); DR and TUN
+        // replies bypass the director, so their reply keys are never indexed.
+        (FwdMode::Dr, Dir::Original) => Ok(()),
         (FwdMode::Dr | FwdMode::Tun, Dir::Reply) | (FwdMode::Tun, Dir::Original) => {
             Err(Verdict::Drop(DropReason::NoConnection))
         }
-    };
-    if let Err(e) = done {
-        *v = e;
-        return;
-    }
-    match dir {
-        Dir::Original => to_real_into(hops, stamp, topo, frame, c.dest, &c.real, v),
-        Dir::Reply => reply_to_into(hops, stamp, topo, frame, &c.client, v),
     }
 }
 
@@ -328,7 +343,7 @@ fn reply_to<T: Topology + ?Sized>(
 /// [`reply_to`] writing its verdict to `v`: the cached case stores a `Forward` verdict's two
 /// fields and no more (a returned verdict is built whole on the stack and copied).
 #[inline(always)]
-fn reply_to_into<T: Topology + ?Sized>(
+pub(super) fn reply_to_into<T: Topology + ?Sized>(
     hops: &mut [Hop],
     stamp: u64,
     topo: &T,
