@@ -4,7 +4,7 @@
 //! verdict as [`Forwarder::established`] (property-tested against it), in fewer instructions.
 
 use super::forwarder::Forwarder;
-use super::xmit::{cached_hop, reply_to_into, rewrite_ipv4_tcp, to_real_into, xmit_ipv4_tcp};
+use super::xmit::{cached_hop, egress_rewritten, rewrite_ipv4_tcp, to_real_into, xmit_ipv4_tcp};
 use super::{DropReason, Snapshot, Topology, Verdict};
 use crate::buf::PacketBuf;
 use crate::conn::{tcp_flags, ConnId, Dir, EstablishedTouch, Probe};
@@ -125,10 +125,7 @@ impl Forwarder {
                 Err(e) => *v = e,
                 Ok(()) => {
                     let (hops, stamp) = (&mut self.hops, self.hop_stamp.current());
-                    match dir {
-                        Dir::Original => to_real_into(hops, stamp, topo, frame, c.dest, &c.real, v),
-                        Dir::Reply => reply_to_into(hops, stamp, topo, frame, &c.client, v),
-                    }
+                    egress_rewritten(hops, stamp, topo, frame, c, dir, v);
                 }
             },
         }

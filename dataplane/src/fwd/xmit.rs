@@ -198,10 +198,24 @@ pub(super) fn xmit_ipv4_tcp<T: Topology + ?Sized>(
         return to_real_into(hops, stamp, topo, frame, c.dest, &c.real, v);
     }
     let done = rewrite_ipv4_tcp(frame, h, c, dir);
-    if let Err(e) = done {
-        *v = e;
-        return;
+    match done {
+        Ok(()) => egress_rewritten(hops, stamp, topo, frame, c, dir, v),
+        Err(e) => *v = e,
     }
+}
+
+/// The egress of a packet [`rewrite_ipv4_tcp`] rewrote: towards the real server, or the client.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) fn egress_rewritten<T: Topology + ?Sized>(
+    hops: &mut [Hop],
+    stamp: u64,
+    topo: &T,
+    frame: &mut [u8],
+    c: &Conn,
+    dir: Dir,
+    v: &mut Verdict,
+) {
     match dir {
         Dir::Original => to_real_into(hops, stamp, topo, frame, c.dest, &c.real, v),
         Dir::Reply => reply_to_into(hops, stamp, topo, frame, &c.client, v),
@@ -343,7 +357,7 @@ fn reply_to<T: Topology + ?Sized>(
 /// [`reply_to`] writing its verdict to `v`: the cached case stores a `Forward` verdict's two
 /// fields and no more (a returned verdict is built whole on the stack and copied).
 #[inline(always)]
-pub(super) fn reply_to_into<T: Topology + ?Sized>(
+fn reply_to_into<T: Topology + ?Sized>(
     hops: &mut [Hop],
     stamp: u64,
     topo: &T,
