@@ -302,30 +302,26 @@ fn leg_v4(
 /// Writes `port` at `poff` of the L4 header and returns the checksum terms of the change.
 #[inline(always)]
 fn port_v4(l4h: &mut [u8; 18], port: u16, poff: usize) -> u64 {
-    let Some(p) = l4h.get_mut(poff..poff + 2) else {
-        return 0;
-    };
+    put_port_v4(l4h, port, poff).map_or(0, |(op, np)| checksum::term16(op, np))
+}
+
+/// Writes `port` at `poff` of the L4 header; the old and the new port as native-order words.
+#[inline(always)]
+fn put_port_v4(l4h: &mut [u8; 18], port: u16, poff: usize) -> Option<(u16, u16)> {
+    let p = l4h.get_mut(poff..poff + 2)?;
     let (op, np) = (
         u16::from_ne_bytes([p[0], p[1]]),
         u16::from_ne_bytes(port.to_be_bytes()),
     );
     p.copy_from_slice(&np.to_ne_bytes());
-    checksum::term16(op, np)
+    Some((op, np))
 }
 
 /// [`port_v4`] without its "unchanged" test: the terms of an unchanged port are a negative zero,
 /// which changes a nonzero sum's fold in nothing (see [`nat_head_v4_summed`]).
 #[inline(always)]
 fn port_v4_changed(l4h: &mut [u8; 18], port: u16, poff: usize) -> u64 {
-    let Some(p) = l4h.get_mut(poff..poff + 2) else {
-        return 0;
-    };
-    let (op, np) = (
-        u16::from_ne_bytes([p[0], p[1]]),
-        u16::from_ne_bytes(port.to_be_bytes()),
-    );
-    p.copy_from_slice(&np.to_ne_bytes());
-    checksum::delta16(op, np)
+    put_port_v4(l4h, port, poff).map_or(0, |(op, np)| checksum::delta16(op, np))
 }
 
 /// [`nat_head_v4`] for a packet of a connection whose address changes were summed when it was
