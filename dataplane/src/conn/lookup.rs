@@ -140,8 +140,8 @@ mod tests {
 
     #[test]
     fn test_prefetch_entry_covers_the_lines_a_packet_reads() {
-        // Full tables, so that each mode takes slots of both fits: every start offset in a
-        // line, for both.
+        // Twelve entries of one mode and four of the other, in slab order: each mode at every
+        // start offset in a line.
         for (many, few) in [
             (FwdMode::Dr, FwdMode::FullNat),
             (FwdMode::FullNat, FwdMode::Dr),

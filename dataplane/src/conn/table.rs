@@ -48,27 +48,6 @@ fn index_ref(id: u32, conn: &Conn, reply: bool) -> u32 {
     id | wide | dir
 }
 
-/// Where a slab slot sits against cache lines: the 112-byte slots start at four offsets in a
-/// line, and from two of them a NAT or FullNAT packet's bytes 0..104 span three lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum SlotFit {
-    /// Bytes 0..104 in two lines.
-    Wide = 0,
-    /// Bytes 0..104 in three lines (0..80 in two).
-    Narrow = 1,
-}
-
-impl SlotFit {
-    /// The fit of the slot at `e`'s address.
-    fn of(e: &Entry) -> SlotFit {
-        if std::ptr::from_ref(e) as usize % 64 + 104 <= 128 {
-            SlotFit::Wide
-        } else {
-            SlotFit::Narrow
-        }
-    }
-}
-
 /// Sizes and settings of a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnTableConfig {
@@ -103,10 +82,8 @@ impl Default for ConnTableConfig {
 /// The connection table of one core. See the module documentation of [`crate::conn`].
 pub struct ConnTable {
     pub(super) slab: Box<[Entry]>,
-    /// Heads of the free lists, threaded through `link.next`, by [`SlotFit`]: a NAT or FullNAT
-    /// connection takes a slot whose bytes 0..104 sit in two cache lines when there is one, any
-    /// other entry (which reads 0..80, two lines from any slot) one whose do not.
-    pub(super) free: [u32; 2],
+    /// Head of the free list, threaded through `link.next`.
+    pub(super) free: u32,
     pub(super) len: u32,
     pub(super) index: Index,
     pub(super) wheel: Wheel,
@@ -146,16 +123,13 @@ impl ConnTable {
             cap
         ]
         .into_boxed_slice();
-        let mut free = [NIL; 2];
-        for i in (0..cap).rev() {
-            let fit = SlotFit::of(&slab[i]) as usize;
-            slab[i].conn.flags = 0;
-            slab[i].link.next = free[fit];
-            free[fit] = i as u32;
+        for (i, e) in slab.iter_mut().enumerate() {
+            e.conn.flags = 0;
+            e.link.next = if i + 1 < cap { i as u32 + 1 } else { NIL };
         }
         ConnTable {
             slab,
-            free,
+            free: 0,
             len: 0,
             // Two keys per connection at most, in 2.5 slots: at most 80 % full.
             index: Index::new(cap.div_ceil(4)),
@@ -319,16 +293,7 @@ impl ConnTable {
         {
             return Err(InsertError::Exists);
         }
-        let fit = if conn.has_reply_leg() {
-            SlotFit::Wide
-        } else {
-            SlotFit::Narrow
-        };
-        let list = match self.free[fit as usize] {
-            NIL => 1 - fit as usize,
-            _ => fit as usize,
-        };
-        let id = self.free[list];
+        let id = self.free;
         let Some(e) = self.slab.get_mut(id as usize) else {
             return Err(InsertError::Full);
         };
@@ -345,7 +310,7 @@ impl ConnTable {
                 return Err(InsertError::Full);
             }
         }
-        self.free[list] = e.link.next;
+        self.free = e.link.next;
         if orig {
             conn.flags |= flag::ORIG;
         }
@@ -398,10 +363,9 @@ impl ConnTable {
             }
         }
         let e = &mut self.slab[id as usize];
-        let fit = SlotFit::of(e) as usize;
         e.conn.flags = 0;
-        e.link.next = self.free[fit];
-        self.free[fit] = id;
+        e.link.next = self.free;
+        self.free = id;
         self.len -= 1;
         if let Some(t) = c.template() {
             self.release_template(t.0);
@@ -486,40 +450,6 @@ mod tests {
         assert_eq!(id, ids[1], "the freed slot is reused");
         assert_eq!(t.loads()[1].inactive, 3);
         assert_eq!(t.loads()[2].inactive, 1);
-    }
-
-    #[test]
-    fn test_nat_entries_take_the_slots_that_keep_them_in_two_lines() {
-        let lines = |c: &Conn, bytes: usize| {
-            let start = std::ptr::from_ref(c) as usize;
-            (start + bytes - 1) / 64 - start / 64 + 1
-        };
-        let mut t = table(64);
-        // Half the slots keep bytes 0..104 in two lines.
-        let wide = t.slab.iter().filter(|e| lines(&e.conn, 104) == 2).count();
-        assert_eq!(wide, 32);
-        // While such slots are free, every NAT and FullNAT entry gets one; DR entries (0..80,
-        // two lines anywhere) leave them alone.
-        for i in 0..48 {
-            let mode = [FwdMode::FullNat, FwdMode::Dr, FwdMode::Nat][usize::from(i % 3)];
-            t.insert(new_conn(i, mode, 1), 0).unwrap();
-        }
-        for (_, c) in t.iter() {
-            let reads = if c.has_reply_leg() { 104 } else { 80 };
-            assert_eq!(lines(c, reads), 2, "{:?}", c.mode);
-        }
-        // Then they take the others: no slot is lost to the split.
-        for i in 48..64 {
-            t.insert(new_conn(i, FwdMode::FullNat, 1), 0).unwrap();
-        }
-        assert_eq!(t.len(), 64);
-        let extra = new_conn(99, FwdMode::Dr, 1);
-        assert_eq!(t.insert(extra, 0), Err(InsertError::Full));
-        // A freed slot goes back to its own list: the next FullNAT entry there is in two lines
-        // again only if the slot was one of those.
-        let narrow = t.iter().find(|(_, c)| lines(c, 104) == 3).unwrap().0;
-        assert!(t.remove(narrow));
-        assert_eq!(t.insert(new_conn(100, FwdMode::FullNat, 1), 0), Ok(narrow));
     }
 
     #[test]
