@@ -351,9 +351,16 @@ pub(super) fn nat_head_v4_summed(
         ip[16..20].copy_from_slice(&addr);
         l4_d += port_v4_changed(l4h, port, 2);
     }
-    // The TTL goes down by one (the caller checked it is above 1): the word holding it, read
-    // in native order, goes down by d = from_ne_bytes([1, 0]), whose terms are
-    // !w + (w − d) = 0xffff − d whatever the word (0xfffe on a little-endian machine).
+    route_summed_v4(ip, l4h, addr_sum, l4_d);
+}
+
+/// The end of both summed head rewrites: the TTL goes down by one (the caller checked it is
+/// above 1), the IP checksum takes `addr_sum` and the TTL's terms, the TCP checksum `l4_d`.
+#[inline(always)]
+fn route_summed_v4(ip: &mut [u8; 20], l4h: &mut [u8; 18], addr_sum: u16, l4_d: u64) {
+    // The word holding the TTL, read in native order, goes down by d = from_ne_bytes([1, 0]),
+    // whose terms are !w + (w − d) = 0xffff − d whatever the word (0xfffe on a little-endian
+    // machine).
     const TTL_TERMS: u64 = 0xffff - u16::from_ne_bytes([1, 0]) as u64;
     debug_assert!(ip[8] > 1);
     ip[8] = ip[8].wrapping_sub(1);
@@ -390,16 +397,7 @@ pub(super) fn fullnat_head_v4_summed(
     );
     l4h[0..4].copy_from_slice(&ports);
     let l4_d = u64::from(addr_sum) + u64::from(!old) + u64::from(new);
-    const TTL_TERMS: u64 = 0xffff - u16::from_ne_bytes([1, 0]) as u64;
-    debug_assert!(ip[8] > 1);
-    ip[8] = ip[8].wrapping_sub(1);
-    let ipc = checksum::apply_delta(
-        u16::from_ne_bytes([ip[10], ip[11]]),
-        u64::from(addr_sum) + TTL_TERMS,
-    );
-    ip[10..12].copy_from_slice(&ipc.to_ne_bytes());
-    let c = checksum::apply_delta(u16::from_ne_bytes([l4h[16], l4h[17]]), l4_d);
-    l4h[16..18].copy_from_slice(&c.to_ne_bytes());
+    route_summed_v4(ip, l4h, addr_sum, l4_d);
 }
 
 /// Writes one side's new address (at `aoff`) and port (at `poff`, if the packet has ports) and
@@ -522,6 +520,32 @@ mod tests {
         }
     }
 
+    /// An Ethernet/IPv4/TCP frame from `addrs` and `ports` whose IP and TCP checksum fields
+    /// hold `csums` (`special` 0), both 0xffff (1) or both 0 (2): the rewrites must carry any
+    /// value they find there.
+    fn tcp_v4_with_checksums(
+        addrs: ([u8; 4], [u8; 4]),
+        ports: (u16, u16),
+        ttl: u8,
+        csums: (u16, u16),
+        special: u8,
+    ) -> Vec<u8> {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4(addrs.0, addrs.1, ttl)
+            .tcp(ports.0, ports.1, 7, 1000)
+            .write(&mut f, &[])
+            .unwrap();
+        let (ip_csum, tcp_csum) = match special {
+            0 => csums,
+            1 => (0xffff, 0xffff),
+            _ => (0, 0),
+        };
+        f[24..26].copy_from_slice(&ip_csum.to_be_bytes());
+        f[50..52].copy_from_slice(&tcp_csum.to_be_bytes());
+        f
+    }
+
     proptest::proptest! {
         /// With the connection's address changes summed beforehand (as `Conn::nat_sum` does),
         /// the head rewrite writes the same bytes as summing them per packet, whatever the
@@ -536,20 +560,8 @@ mod tests {
             tcp_csum in proptest::prelude::any::<u16>(),
             special in 0u8..3,
         ) {
-            let mut f = Vec::new();
-            PacketBuilder::ethernet2([1; 6], [2; 6])
-                .ipv4([192, 0, 2, 1], [198, 51, 100, 10], ttl)
-                .tcp(40000, 80, 7, 1000)
-                .write(&mut f, &[])
-                .unwrap();
-            let (ip_csum, tcp_csum) = match special {
-                0 => (ip_csum, tcp_csum),
-                1 => (0xffff, 0xffff),
-                _ => (0, 0),
-            };
-            f[24..26].copy_from_slice(&ip_csum.to_be_bytes());
-            f[50..52].copy_from_slice(&tcp_csum.to_be_bytes());
             let old = ([192, 0, 2, 1], [198, 51, 100, 10]);
+            let f = tcp_v4_with_checksums(old, (40000, 80), ttl, (ip_csum, tcp_csum), special);
             // Port 0: the packet's own address and port; 3: a new address, the same port;
             // 1, 2: both new.
             let pick = |leg: Option<([u8; 4], u16)>, own: [u8; 4], own_port: u16| {
@@ -607,19 +619,7 @@ mod tests {
                 4 => (0, 0, 0xffff, 0xffff),
                 _ => (old_ports.0, old_ports.1, old_ports.0, dport),
             };
-            let mut f = Vec::new();
-            PacketBuilder::ethernet2([1; 6], [2; 6])
-                .ipv4(old.0, old.1, ttl)
-                .tcp(osp, odp, 7, 1000)
-                .write(&mut f, &[])
-                .unwrap();
-            let (ip_csum, tcp_csum) = match special {
-                0 => (ip_csum, tcp_csum),
-                1 => (0xffff, 0xffff),
-                _ => (0, 0),
-            };
-            f[24..26].copy_from_slice(&ip_csum.to_be_bytes());
-            f[50..52].copy_from_slice(&tcp_csum.to_be_bytes());
+            let f = tcp_v4_with_checksums(old, (osp, odp), ttl, (ip_csum, tcp_csum), special);
             let ne = u32::from_ne_bytes;
             let sum = checksum::fold(
                 checksum::term32(ne(old.0), ne(src)) + checksum::term32(ne(old.1), ne(dst)),
