@@ -211,10 +211,18 @@ impl Ipv4TcpHead {
     pub fn read(frame: &[u8]) -> Option<Ipv4TcpHead> {
         // Ethernet (14) + IPv4 without options (20) + TCP (20): every offset below is in bounds.
         let h = frame.first_chunk::<54>()?;
-        let flags_frag = u16::from_be_bytes([h[20], h[21]]);
-        // Ethertype IPv4, version 4 with IHL 5, protocol TCP, neither MF nor a fragment offset.
-        if [h[12], h[13], h[14], h[23]] != [0x08, 0x00, 0x45, ip_proto::TCP]
-            || flags_frag & 0x3fff != 0
+        // Two masked words: ethertype IPv4 and version 4 with IHL 5 (bytes 12..15, not the
+        // TOS); neither MF nor a fragment offset, and protocol TCP (bytes 20..24, not the TTL).
+        // (Whole-word loads: built from bytes, the masked-out byte's load would be dropped and
+        // the rest read piecemeal.)
+        let word = |at: usize| {
+            let w: [u8; 4] = h[at..at + 4].try_into().unwrap_or_default();
+            u32::from_le_bytes(w)
+        };
+        let eth_ver = word(12) & 0x00ff_ffff;
+        let frag_proto = word(20) & 0xff00_ff3f;
+        if eth_ver != u32::from_le_bytes([0x08, 0x00, 0x45, 0])
+            || frag_proto != u32::from_le_bytes([0, 0, 0, ip_proto::TCP])
         {
             return None;
         }
@@ -526,7 +534,7 @@ mod tests {
                 0..3,
             ),
             at in proptest::collection::vec(
-                prop::sample::select(vec![12usize, 13, 14, 16, 17, 20, 21, 23, 46]),
+                prop::sample::select(vec![12usize, 13, 14, 15, 16, 17, 20, 21, 22, 23, 46]),
                 0..3,
             ),
         ) {
