@@ -5,8 +5,9 @@
 //! MACs (the same `Topology` as the daemon's worker) — opens `flows` connections with a full
 //! handshake, then forwards `packets` pre-built 64-byte TCP ACKs (60 bytes + FCS on the wire)
 //! of those established flows through [`Forwarder::process_burst`] (as the daemon's worker does),
-//! round robin over the flows, in bursts of 32 with the clock advancing 1 ms per burst. Each
-//! frame is copied into one of 32 reused [`VecBuf`]s (no allocation).
+//! round robin over the flows, in bursts of [`dataplane::fwd::BURST`] (64) with the clock
+//! advancing 1 ms per burst. Each frame is copied into one of 64 reused [`VecBuf`]s (no
+//! allocation).
 //!
 //! Run it twice with different packet counts: everything but the per-packet work is identical, so
 //! `(Ir(M) − Ir(N)) / (M − N)` is the instructions per packet, independent of machine noise

@@ -18,7 +18,7 @@ use crate::buf::PacketBuf;
 use crate::conn::{tcp_flags, ConnId, Dir, Probe};
 use crate::flow::{FlowKey, Proto};
 use crate::prefetch::Prefetch;
-use crate::wire::{parse_frame, parse_frame_into, Ipv4TcpHead, ParsedFrame};
+use crate::wire::{parse_frame, parse_uncommon_into, Ipv4TcpHead, ParsedFrame};
 
 /// Frames [`Forwarder::process_burst`] stages together (the worker's RX burst). The more frames
 /// a group holds, the more of their index and entry misses are in flight at once: on huge pages
@@ -93,7 +93,7 @@ impl Forwarder {
                 let frame = bufs[i].frame();
                 if let Some(h) = Ipv4TcpHead::read(frame) {
                     looks[i] = self.first_look_ipv4_tcp(&h);
-                } else if parse_frame_into(frame, &mut self.parsed[i]).is_ok() {
+                } else if parse_uncommon_into(frame, &mut self.parsed[i]).is_ok() {
                     looks[i] = self.first_look(&self.parsed[i]);
                 }
                 // Issued while the next frames parse: by the probes, most lines are in.

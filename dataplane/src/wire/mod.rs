@@ -39,7 +39,9 @@ pub(crate) mod fixtures;
 mod xcheck;
 
 pub use ethernet::{EtherType, EthernetFrame, MacAddr};
-pub use parse::{parse_frame, parse_frame_into, Ipv4TcpHead, L3Kind, ParsedFrame};
+pub use parse::{
+    parse_frame, parse_frame_into, parse_uncommon_into, Ipv4TcpHead, L3Kind, ParsedFrame,
+};
 
 /// IP protocol numbers used on the wire.
 pub mod ip_proto {

@@ -162,6 +162,15 @@ pub fn parse_frame_into(frame: &[u8], out: &mut ParsedFrame) -> Result<(), Parse
     Ok(())
 }
 
+/// [`parse_frame_into`] for a frame [`Ipv4TcpHead::read`] has already declined: the general
+/// parse alone, without trying the common case again. Out of line, so that the first pass's
+/// registers serve the common frame.
+#[inline(never)]
+pub fn parse_uncommon_into(frame: &[u8], out: &mut ParsedFrame) -> Result<(), ParseError> {
+    *out = parse_any(frame)?;
+    Ok(())
+}
+
 /// The common case in a few compares: an untagged, unfragmented IPv4 packet without options
 /// carrying TCP. Writes exactly what [`parse_any`] returns for such a frame and returns true;
 /// returns false for anything else (which [`parse_any`] then handles, errors included).
