@@ -91,10 +91,10 @@ impl DaemonDataplane {
         for w in &self.workers {
             if let Some(t) = pick(&w.fwd) {
                 c.conns += t.conns.get();
-                c.inpkts += t.inpkts.get();
-                c.outpkts += t.outpkts.get();
-                c.inbytes += t.inbytes.get();
-                c.outbytes += t.outbytes.get();
+                c.inpkts += t.inpkts();
+                c.outpkts += t.outpkts();
+                c.inbytes += t.inbytes();
+                c.outbytes += t.outbytes();
             }
         }
         c

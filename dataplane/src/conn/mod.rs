@@ -65,13 +65,14 @@ impl fmt::Debug for ConnId {
     }
 }
 
-/// Which way a packet travels through its connection.
+/// Which way a packet travels through its connection (also the index of its direction's
+/// traffic counters, hence the explicit values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dir {
     /// Client → VIP.
-    Original,
+    Original = 0,
     /// Real server → client (NAT) or → local address (FullNAT).
-    Reply,
+    Reply = 1,
 }
 
 /// Why a connection, template or alias was not recorded.

@@ -54,7 +54,7 @@ impl Forwarder {
         };
         let inbound = dir == Dir::Original;
         self.stats
-            .traffic(c.svc, c.dest.0, inbound, u64::from(h.ip_len));
+            .traffic(c.svc, c.dest.0, dir, u64::from(h.ip_len));
         if c.mode == FwdMode::Tun && inbound {
             let (dest, real) = (c.dest, c.real);
             *v = self.tun_from_head(snap, topo, in_port, buf, h, dest, &real);
@@ -102,8 +102,7 @@ impl Forwarder {
         // Read again here rather than kept from the head: one load, where a copy held across
         // the lookup is a spill and a reload.
         let ip_len = Ipv4TcpHead::ip_len_of(frame).unwrap_or(h.ip_len);
-        self.stats
-            .traffic(c.svc, c.dest.0, inbound, u64::from(ip_len));
+        self.stats.traffic(c.svc, c.dest.0, dir, u64::from(ip_len));
         match (c.mode, inbound) {
             // DR first: one test, no dispatch.
             (FwdMode::Dr, true) => to_real_into(

@@ -335,7 +335,7 @@ impl Forwarder {
             return Verdict::Drop(DropReason::NoConnection);
         };
         self.stats
-            .traffic(c.svc, c.dest.0, dir == Dir::Original, u64::from(pf.ip_len));
+            .traffic(c.svc, c.dest.0, dir, u64::from(pf.ip_len));
         if (c.mode, dir) == (FwdMode::Tun, Dir::Original) {
             let (dest, real) = (c.dest, c.real);
             return self.xmit_tun(snap, topo, in_port, buf, pf, dest, &real);
@@ -470,7 +470,7 @@ impl Forwarder {
         {
             self.stats.new_conn(svc.slot, d.id.0);
             self.stats
-                .traffic(svc.slot, d.id.0, true, u64::from(pf.ip_len));
+                .traffic(svc.slot, d.id.0, Dir::Original, u64::from(pf.ip_len));
             return self.xmit_stateless(snap, topo, in_port, buf, pf, &d);
         }
         let (local, lport) = if d.mode == FwdMode::FullNat {

@@ -8,6 +8,7 @@
 use crate::stats::Counter;
 
 use super::DropReason;
+use crate::conn::Dir;
 
 /// Traffic counters of one service or real server on one core. A cache line each, so that a
 /// slot's address is one shift from its index.
@@ -16,26 +17,37 @@ use super::DropReason;
 pub struct TrafficCounters {
     /// Connections scheduled.
     pub conns: Counter,
-    /// Packets client → server.
-    pub inpkts: Counter,
-    /// Packets server → client.
-    pub outpkts: Counter,
-    /// Bytes client → server.
-    pub inbytes: Counter,
-    /// Bytes server → client.
-    pub outbytes: Counter,
+    /// Packets by direction, indexed by [`Dir`]: client → server ("in"), server → client
+    /// ("out"). Indexed rather than branched on, so that both counters of a packet take the
+    /// direction's index computed once.
+    pkts: [Counter; 2],
+    /// Bytes by direction, as `pkts`.
+    bytes: [Counter; 2],
 }
 
 impl TrafficCounters {
+    /// Packets client → server.
+    pub fn inpkts(&self) -> u64 {
+        self.pkts[Dir::Original as usize].get()
+    }
+    /// Packets server → client.
+    pub fn outpkts(&self) -> u64 {
+        self.pkts[Dir::Reply as usize].get()
+    }
+    /// Bytes client → server.
+    pub fn inbytes(&self) -> u64 {
+        self.bytes[Dir::Original as usize].get()
+    }
+    /// Bytes server → client.
+    pub fn outbytes(&self) -> u64 {
+        self.bytes[Dir::Reply as usize].get()
+    }
+
     #[inline]
-    pub(crate) fn count(&self, inbound: bool, bytes: u64) {
-        if inbound {
-            self.inpkts.inc();
-            self.inbytes.add(bytes);
-        } else {
-            self.outpkts.inc();
-            self.outbytes.add(bytes);
-        }
+    pub(crate) fn count(&self, dir: Dir, bytes: u64) {
+        let lane = dir as usize;
+        self.pkts[lane].inc();
+        self.bytes[lane].add(bytes);
     }
 }
 
@@ -121,14 +133,15 @@ impl FwdStats {
         self.drops[r.index()].inc();
     }
 
-    /// Counts a packet of a connection of service `svc` and real server `dest`.
+    /// Counts a packet travelling `dir` on a connection of service `svc` and real server
+    /// `dest`.
     #[inline]
-    pub(crate) fn traffic(&self, svc: u32, dest: u32, inbound: bool, bytes: u64) {
+    pub(crate) fn traffic(&self, svc: u32, dest: u32, dir: Dir, bytes: u64) {
         if let Some(s) = self.services.get(svc as usize) {
-            s.count(inbound, bytes);
+            s.count(dir, bytes);
         }
         if let Some(d) = self.dests.get(dest as usize) {
-            d.count(inbound, bytes);
+            d.count(dir, bytes);
         }
     }
 
@@ -152,15 +165,15 @@ mod tests {
     #[test]
     fn test_counts_and_bounds() {
         let s = FwdStats::new(2, 3);
-        s.traffic(1, 2, true, 100);
-        s.traffic(1, 2, false, 40);
-        s.traffic(9, 9, true, 1); // out of range: ignored
+        s.traffic(1, 2, Dir::Original, 100);
+        s.traffic(1, 2, Dir::Reply, 40);
+        s.traffic(9, 9, Dir::Original, 1); // out of range: ignored
         s.new_conn(1, 2);
         s.count_drop(DropReason::NoDest);
         s.count_drop(DropReason::NoDest);
         let d = s.dest(2).unwrap();
-        assert_eq!((d.inpkts.get(), d.inbytes.get()), (1, 100));
-        assert_eq!((d.outpkts.get(), d.outbytes.get()), (1, 40));
+        assert_eq!((d.inpkts(), d.inbytes()), (1, 100));
+        assert_eq!((d.outpkts(), d.outbytes()), (1, 40));
         assert_eq!(s.service(1).unwrap().conns.get(), 1);
         assert_eq!(s.drops(DropReason::NoDest), 2);
         assert_eq!(s.total_drops(), 2);

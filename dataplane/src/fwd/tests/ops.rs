@@ -63,11 +63,11 @@ fn test_ops_dr_spreads_every_datagram() {
     assert_no_load(&f);
     let s = f.stats();
     let svc = s.service(3).unwrap();
-    assert_eq!((svc.inpkts.get(), svc.conns.get()), (10, 10));
-    assert_eq!(svc.inbytes.get(), 10 * (20 + 8 + 5));
+    assert_eq!((svc.inpkts(), svc.conns.get()), (10, 10));
+    assert_eq!(svc.inbytes(), 10 * (20 + 8 + 5));
     for d in [1, 2] {
         let c = s.dest(d).unwrap();
-        assert_eq!((c.inpkts.get(), c.conns.get()), (5, 5));
+        assert_eq!((c.inpkts(), c.conns.get()), (5, 5));
     }
     assert_eq!((s.forwarded.get(), s.new_conns.get()), (10, 10));
 }
@@ -79,7 +79,7 @@ fn test_without_ops_one_tuple_sticks_to_one_server() {
     assert_eq!(ten_queries(&mut f, &snap, false), [1; 10]);
     assert_eq!(f.conns().len(), 1);
     let svc = f.stats().service(3).unwrap();
-    assert_eq!((svc.inpkts.get(), svc.conns.get()), (10, 1));
+    assert_eq!((svc.inpkts(), svc.conns.get()), (10, 1));
 }
 
 #[test]
@@ -92,7 +92,7 @@ fn test_ops_tun_spreads_every_datagram() {
     );
     assert_eq!(f.conns().len(), 0);
     assert_no_load(&f);
-    assert_eq!(f.stats().service(3).unwrap().inpkts.get(), 10);
+    assert_eq!(f.stats().service(3).unwrap().inpkts(), 10);
     // Without the flag: one server, one entry.
     let snap = snapshot(Proto::Udp, VIP, 53, None, &two(FwdMode::Tun));
     let mut f = forwarder();

@@ -533,7 +533,7 @@ proptest! {
         let (a, b) = (one.stats(), burst.stats());
         let traffic = |s: &crate::fwd::FwdStats| {
             [s.service(3), s.dest(4), s.dest(5)].map(|t| {
-                t.map(|t| [&t.conns, &t.inpkts, &t.outpkts, &t.inbytes, &t.outbytes].map(|c| c.get()))
+                t.map(|t| [t.conns.get(), t.inpkts(), t.outpkts(), t.inbytes(), t.outbytes()])
             })
         };
         prop_assert_eq!(traffic(a), traffic(b));
