@@ -82,6 +82,27 @@ pub struct Conn {
     pub(super) nat_sum: u16,
 }
 
+/// [`Conn::is_established_tcp`] on the word (protocol, mode, state, flags), read little-endian:
+/// protocol TCP, state ESTABLISHED, flags LIVE without TEMPLATE, any mode.
+///
+/// A subtraction rather than a mask per byte, which would let the compiler drop the untested
+/// mode byte's load and read the other three one by one. In `word − EXPECTED`, the protocol
+/// byte is zero only for TCP (and then nothing borrows from the mode byte); the state byte is
+/// zero only for ESTABLISHED (and then nothing borrows from the flags byte); `flags − LIVE`
+/// has neither bit 0 nor TEMPLATE only when flags has LIVE and not TEMPLATE (without LIVE the
+/// borrow sets bit 0). Checked against the three plain tests for every byte value.
+#[inline(always)]
+fn established_tcp_word(word: u32) -> bool {
+    const EXPECTED: u32 = u32::from_le_bytes([
+        Proto::Tcp as u8,
+        0,
+        ConnState::Established as u8,
+        flag::LIVE,
+    ]);
+    const TESTED: u32 = u32::from_le_bytes([0xff, 0, 0xff, flag::LIVE | flag::TEMPLATE]);
+    word.wrapping_sub(EXPECTED) & TESTED == 0
+}
+
 impl Conn {
     /// A free slab slot.
     pub(super) const EMPTY: Conn = Conn {
@@ -139,14 +160,31 @@ impl Conn {
     /// original key's (the caller checks that the entry is not a template).
     #[inline(always)]
     pub(super) fn is_orig_of(&self, h: &crate::wire::Ipv4TcpHead) -> bool {
+        self.proto == Proto::Tcp && self.is_orig_pair_of(h)
+    }
+
+    /// [`Conn::is_orig_of`] but for the protocol, which the caller tests (with
+    /// [`Conn::is_established_tcp`]).
+    #[inline(always)]
+    pub(super) fn is_orig_pair_of(&self, h: &crate::wire::Ipv4TcpHead) -> bool {
         // The two ports as one word on each side, one compare instead of two: the entry's
         // (`cport` then `vport`) as it lies in memory, the head's as it was read (a rotation).
         let entry = u32::from(self.cport) | (u32::from(self.vport) << 16);
         let head = ((u32::from(h.sport) << 16) | u32::from(h.dport)).rotate_left(16);
-        entry == head
-            && self.proto == Proto::Tcp
-            && self.client == Addr::v4(h.src)
-            && self.vip == Addr::v4(h.dst)
+        entry == head && self.client == Addr::v4(h.src) && self.vip == Addr::v4(h.dst)
+    }
+
+    /// True for a live TCP connection in ESTABLISHED that is not a template: the fast path's
+    /// test, on the word of bytes 36..40 (protocol, mode, state, flags) in one compare.
+    #[inline(always)]
+    pub(super) fn is_established_tcp(&self) -> bool {
+        let word = [
+            self.proto as u8,
+            self.mode as u8,
+            self.state as u8,
+            self.flags,
+        ];
+        established_tcp_word(u32::from_le_bytes(word))
     }
 
     /// True when replies pass the director (NAT, FullNAT), so the reply key is indexed.
@@ -357,6 +395,43 @@ mod tests {
         assert_eq!(std::mem::offset_of!(Conn, local), 80);
         assert_eq!(std::mem::offset_of!(Conn, owner), 100);
         assert_eq!(std::mem::offset_of!(Conn, nat_sum), 102);
+        // `is_established_tcp` reads these four as one word.
+        assert_eq!(std::mem::offset_of!(Conn, proto), 36);
+        assert_eq!(std::mem::offset_of!(Conn, mode), 37);
+        assert_eq!(std::mem::offset_of!(Conn, state), 38);
+    }
+
+    /// The one-word test agrees with the three plain ones for every protocol, state and flags
+    /// byte, whatever the mode byte (the first and last mode, and a byte no mode has).
+    #[test]
+    fn test_established_tcp_word_is_the_three_tests() {
+        let tcp = Proto::Tcp as u8;
+        let established = ConnState::Established as u8;
+        for mode in [0u8, 3, 0xff] {
+            for proto in 0..=255u8 {
+                for state in 0..=255u8 {
+                    for flags in 0..=255u8 {
+                        let plain = proto == tcp
+                            && state == established
+                            && flags & (flag::LIVE | flag::TEMPLATE) == flag::LIVE;
+                        let word = u32::from_le_bytes([proto, mode, state, flags]);
+                        assert_eq!(
+                            established_tcp_word(word),
+                            plain,
+                            "{proto} {mode} {state} {flags:#x}"
+                        );
+                    }
+                }
+            }
+        }
+        let mut c = Conn::EMPTY;
+        (c.state, c.flags) = (ConnState::Established, flag::LIVE | flag::ACTIVE);
+        for mode in [FwdMode::Dr, FwdMode::Nat, FwdMode::Tun, FwdMode::FullNat] {
+            c.mode = mode;
+            assert!(c.is_established_tcp(), "{mode:?}");
+        }
+        c.proto = Proto::Udp;
+        assert!(!c.is_established_tcp());
     }
 
     #[test]

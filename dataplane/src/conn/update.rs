@@ -152,14 +152,12 @@ impl ConnTable {
         let (id, dir) = decode_ref(r);
         let i = id.0 as usize;
         let c = &self.slab.get(i)?.conn;
+        // The protocol is tested with the state and flags, in one word.
         let key_matches = match dir {
-            Dir::Original => c.is_orig_of(h),
+            Dir::Original => c.is_orig_pair_of(h),
             Dir::Reply => c.reply_key() == h.flow_key(),
         };
-        if !key_matches
-            || c.state != ConnState::Established
-            || c.flags & (flag::LIVE | flag::TEMPLATE) != flag::LIVE
-        {
+        if !key_matches || !c.is_established_tcp() {
             return None;
         }
         if t.expires_ms < c.expires_ms {
