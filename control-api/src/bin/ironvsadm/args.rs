@@ -86,7 +86,7 @@ pub struct Args {
     /// One-packet scheduling (UDP).
     #[arg(short = 'o', long = "ops")]
     pub ops: bool,
-    /// Real server address[:port].
+    /// Real server address, and `:port` when it is not the service's.
     #[arg(short = 'r', long = "real-server", value_name = "RS[:PORT]")]
     pub real: Option<String>,
     /// Direct routing (default).
