@@ -9,7 +9,7 @@ pub struct CpuPrefetch;
 
 impl Prefetch for CpuPrefetch {
     #[inline(always)]
-    fn prefetch<T>(&self, r: &T) {
-        dpdk_bindings::mem::prefetch(r);
+    fn prefetch<T>(&self, p: *const T) {
+        dpdk_bindings::mem::prefetch(p);
     }
 }

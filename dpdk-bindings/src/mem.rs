@@ -21,16 +21,17 @@ use std::io;
 /// and entry lines (BENCHMARKS.md, step 16), +4 to +6 % at 64k flows on huge pages, +3 to +5 %
 /// at 1M on small pages, flat elsewhere.
 #[inline(always)]
-pub fn prefetch<T>(r: &T) {
+pub fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: PREFETCHT1 is a hint: it reads nothing architecturally, cannot fault on any
-    // address (and `r` is a valid reference anyway), and SSE is part of the x86_64 baseline.
+    // SAFETY: PREFETCHT1 is a hint: it reads nothing architecturally and cannot fault on any
+    // address, valid or not (so `p` need not point into anything), and SSE is part of the
+    // x86_64 baseline.
     unsafe {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
-        _mm_prefetch::<_MM_HINT_T1>((r as *const T).cast::<i8>());
+        _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>());
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = r;
+    let _ = p;
 }
 
 /// The size of an x86_64 / arm64 (4 KiB granule) transparent huge page.

@@ -113,12 +113,11 @@ impl Index {
         None
     }
 
-    /// Prefetches the home bucket of `hash`.
+    /// Prefetches the home bucket of `hash`, by address: `home` is always in bounds, but
+    /// `get` would check it, and a prefetch needs no valid reference.
     #[inline(always)]
     pub fn prefetch(&self, hash: u64, pf: &impl Prefetch) {
-        if let Some(b) = self.buckets.get(self.home(hash)) {
-            pf.prefetch(b);
-        }
+        pf.prefetch(self.buckets.as_ptr().wrapping_add(self.home(hash)));
     }
 
     /// Reads the home bucket of `hash` only (see [`Probe`]).

@@ -2,7 +2,9 @@
 //! (probe the index line, prefetch the candidate entry, resolve), with the prefetches that let a
 //! burst's misses overlap.
 
-use super::entry::flag;
+use std::mem::offset_of;
+
+use super::entry::{flag, Conn, Entry};
 use super::hash::{hash_flow_keyed, hash_flow_v4};
 use super::index::Probe;
 use super::table::{decode_ref, ConnTable, ID_MASK, REPLY_BIT, WIDE_BIT};
@@ -88,14 +90,21 @@ impl ConnTable {
     /// Prefetches every cache line a packet reads of the entry that index reference `r` (a
     /// [`Probe::Candidate`]) names: bytes 0..80 (those of bytes 0 and 64) and, for NAT and
     /// FullNAT, bytes 0..104 (also that of byte 103), at most three lines.
+    ///
+    /// By address, with no bounds check on the slab: a prefetch of any address is harmless,
+    /// and the reference is in bounds anyway unless the index is stale.
     #[inline(always)]
     pub fn prefetch_entry(&self, r: u32, pf: &impl Prefetch) {
-        if let Some(e) = self.slab.get((r & ID_MASK) as usize) {
-            pf.prefetch(&e.conn.client);
-            pf.prefetch(&e.conn.real);
-            if r & WIDE_BIT != 0 {
-                pf.prefetch(&e.conn.nat_sum);
-            }
+        let entry = self.slab.as_ptr().wrapping_add((r & ID_MASK) as usize);
+        let field = |at: usize| {
+            entry
+                .cast::<u8>()
+                .wrapping_add(offset_of!(Entry, conn) + at)
+        };
+        pf.prefetch(field(offset_of!(Conn, client)));
+        pf.prefetch(field(offset_of!(Conn, real)));
+        if r & WIDE_BIT != 0 {
+            pf.prefetch(field(offset_of!(Conn, nat_sum)));
         }
     }
 
@@ -131,10 +140,8 @@ mod tests {
     struct Lines(std::cell::RefCell<Vec<usize>>);
 
     impl Prefetch for Lines {
-        fn prefetch<T>(&self, r: &T) {
-            self.0
-                .borrow_mut()
-                .push(std::ptr::from_ref(r) as usize / 64);
+        fn prefetch<T>(&self, p: *const T) {
+            self.0.borrow_mut().push(p as usize / 64);
         }
     }
 
