@@ -69,7 +69,8 @@ impl Forwarder {
     /// index line; probe the lines and prefetch every candidate entry; then look up and forward
     /// each frame. `prefetch` issues the prefetches ([`crate::prefetch::NoPrefetch`] when speed
     /// does not matter). A frame whose probe may have gone stale (an earlier frame of the group
-    /// added or removed a connection) is looked up in full.
+    /// added or removed a connection) is looked up in full unless the fast path, which checks
+    /// the candidate entry's key and liveness itself, takes it.
     #[allow(clippy::too_many_arguments)]
     pub fn process_burst<B: PacketBuf, T: Topology + ?Sized>(
         &mut self,
@@ -119,8 +120,11 @@ impl Forwarder {
                 let (b, look, v) = (&mut bufs[i], &looks[i], &mut verdicts[i]);
                 // The common frame of an established connection stays in this loop; everything
                 // else goes out of line, so that the loop's registers serve the common frame.
-                let fast = fresh
-                    && look.common
+                // Even a stale probe cannot mislead this path: it forwards only when the
+                // candidate's entry is live and holds the frame's key (a stale probe's slot
+                // freed or reused for another key fails that), so only misses and the out-of-
+                // line path depend on `fresh`.
+                let fast = look.common
                     && self.touched_ipv4_tcp(snap, topo, in_port, b, look.probe, touch, v);
                 if !fast {
                     self.finish_staged(snap, topo, in_port, b, look, i, fresh, now_ms, v);
