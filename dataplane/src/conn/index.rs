@@ -45,6 +45,22 @@ pub enum Probe {
     Unsure,
 }
 
+impl Probe {
+    /// What [`Probe::candidate`] gives when there is no candidate: its slot part is all ones,
+    /// which no slot has (a table holds at most 2^30 − 1 entries, slots 0..2^30 − 2), so a
+    /// lookup of it finds nothing.
+    pub const NO_CANDIDATE: u32 = u32::MAX;
+
+    /// The candidate's index reference, or [`Probe::NO_CANDIDATE`].
+    #[inline(always)]
+    pub fn candidate(self) -> u32 {
+        match self {
+            Probe::Candidate(r) => r,
+            Probe::Absent | Probe::Unsure => Probe::NO_CANDIDATE,
+        }
+    }
+}
+
 /// Every slot is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexFull;

@@ -2,7 +2,6 @@
 //! the forwarder or the control plane removes it, or the wheel finds it expired.
 
 use super::entry::{flag, Conn};
-use super::index::Probe;
 use super::state::{tcp_next, ConnState, TcpTable};
 use super::table::{decode_ref, ConnTable};
 use super::wheel::Next;
@@ -131,21 +130,21 @@ impl ConnTable {
     }
 
     /// [`ConnTable::resolve_v4`] and [`ConnTable::touch`] in one step, for the burst's common
-    /// frame: when `probe` names the live ESTABLISHED connection of `h` (either direction) and
+    /// frame: when `candidate` (a probe's [`super::Probe::candidate`]: an index reference, or
+    /// [`super::Probe::NO_CANDIDATE`]) names the live ESTABLISHED connection of `h` (either direction) and
     /// `h` is a plain ACK, pushes its expiry exactly as `touch` would (`t` from
     /// [`ConnTable::established_touch`] at the same instant) and returns it. `None`, with
     /// nothing changed, for anything else, which the two-step path handles.
     #[inline(always)]
     pub fn touch_v4(
         &mut self,
-        probe: Probe,
+        candidate: u32,
         h: &Ipv4TcpHead,
         t: EstablishedTouch,
     ) -> Option<(ConnId, Dir, &Conn)> {
         use super::state::tcp_flags::{ACK, FIN, RST, SYN};
-        let Probe::Candidate(r) = probe else {
-            return None;
-        };
+        // No test for "no candidate": `NO_CANDIDATE` names no slot, so `get` below finds none.
+        let r = candidate;
         if h.tcp_flags & (SYN | FIN | RST | ACK) != ACK {
             return None;
         }
@@ -401,6 +400,52 @@ mod tests {
         // A freed slot and an id out of range.
         assert!(t.touch(id, ACK, 20_000).is_none());
         assert!(t.touch(ConnId(1000), ACK, 20_000).is_none());
+    }
+
+    /// `touch_v4` takes the candidate reference as it is: `NO_CANDIDATE` finds nothing, and a
+    /// stale candidate (its slot freed, then holding another connection) is refused.
+    #[test]
+    fn test_touch_v4_takes_only_its_candidate() {
+        use crate::conn::Probe;
+        let o = Dir::Original;
+        let mut t = table(8);
+        let id = t.insert(new_conn(1, FwdMode::Dr, 2), 0).unwrap();
+        step(&mut t, id, (o, SYN, 100), (SynRecv, (0, 1), 60_100));
+        step(&mut t, id, (o, ACK, 200), (Established, (1, 0), 900_200));
+        let c = *t.get(id).unwrap();
+        let head = |c: &Conn| Ipv4TcpHead {
+            src: c.client.v4_octets(),
+            dst: c.vip.v4_octets(),
+            sport: c.cport,
+            dport: c.vport,
+            ip_len: 40,
+            tcp_len: 20,
+            ttl: 64,
+            tcp_flags: ACK,
+        };
+        let probe = t.probe(t.hash(&c.orig_key()));
+        let Probe::Candidate(r) = probe else {
+            panic!("no candidate: {probe:?}");
+        };
+        assert_eq!(probe.candidate(), r);
+        assert_eq!(Probe::Absent.candidate(), Probe::NO_CANDIDATE);
+        assert_eq!(Probe::Unsure.candidate(), Probe::NO_CANDIDATE);
+        let touch = t.established_touch(300);
+        assert!(t.touch_v4(Probe::NO_CANDIDATE, &head(&c), touch).is_none());
+        let (got, dir, e) = t.touch_v4(r, &head(&c), touch).unwrap();
+        assert_eq!((got, dir, e.expires_ms()), (id, o, 900_300));
+        // The connection expires; its slot is free, then holds another connection.
+        assert_eq!(expire_all(&mut t, 900_300).len(), 1);
+        assert!(t.touch_v4(r, &head(&c), t.established_touch(300)).is_none());
+        let other = t.insert(new_conn(2, FwdMode::Dr, 2), 0).unwrap();
+        assert_eq!(other, id, "the freed slot is reused");
+        step(&mut t, other, (o, SYN, 400), (SynRecv, (0, 1), 60_400));
+        step(&mut t, other, (o, ACK, 500), (Established, (1, 0), 900_500));
+        assert!(t.touch_v4(r, &head(&c), t.established_touch(600)).is_none());
+        let now = *t.get(other).unwrap();
+        assert!(t
+            .touch_v4(r, &head(&now), t.established_touch(600))
+            .is_some());
     }
 
     #[test]

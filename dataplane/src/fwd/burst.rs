@@ -34,8 +34,13 @@ pub(super) struct Look {
     /// The common frame ([`Ipv4TcpHead::read`] took it): the last pass reads its head again
     /// from the frame (still in cache) rather than from a copy staged here.
     pub(super) common: bool,
+    /// The probe found the home bucket unsure (see [`Probe::Unsure`]).
+    unsure: bool,
+    /// The probe's candidate reference, or [`Probe::NO_CANDIDATE`]: what the fast path takes
+    /// as it is, with no test of the probe's kind. (With `unsure`, it is the probe in 16 bytes
+    /// where a `Probe` took 8 and the `Look` 24.)
+    candidate: u32,
     pub(super) hash: u64,
-    pub(super) probe: Probe,
 }
 
 impl Look {
@@ -43,9 +48,29 @@ impl Look {
     pub(super) const OTHER: Look = Look {
         proto: None,
         common: false,
+        unsure: false,
+        candidate: Probe::NO_CANDIDATE,
         hash: 0,
-        probe: Probe::Absent,
     };
+
+    /// Records what the probe found.
+    #[inline(always)]
+    fn set_probe(&mut self, probe: Probe) {
+        self.candidate = probe.candidate();
+        self.unsure = probe == Probe::Unsure;
+    }
+
+    /// What the probe found ([`Probe::Absent`] until it ran).
+    #[inline(always)]
+    pub(super) fn probe(&self) -> Probe {
+        if self.candidate != Probe::NO_CANDIDATE {
+            Probe::Candidate(self.candidate)
+        } else if self.unsure {
+            Probe::Unsure
+        } else {
+            Probe::Absent
+        }
+    }
 
     /// The flow key of `pf`, if it has one.
     #[inline(always)]
@@ -104,8 +129,9 @@ impl Forwarder {
             }
             for look in &mut looks[..n] {
                 if look.proto.is_some() {
-                    look.probe = self.conns.probe(look.hash);
-                    if let Probe::Candidate(r) = look.probe {
+                    let probe = self.conns.probe(look.hash);
+                    look.set_probe(probe);
+                    if let Probe::Candidate(r) = probe {
                         self.conns.prefetch_entry(r, prefetch);
                     }
                 }
@@ -125,7 +151,7 @@ impl Forwarder {
                 // freed or reused for another key fails that), so only misses and the out-of-
                 // line path depend on `fresh`.
                 let fast = look.common
-                    && self.touched_ipv4_tcp(snap, topo, in_port, b, look.probe, touch, v);
+                    && self.touched_ipv4_tcp(snap, topo, in_port, b, look.candidate, touch, v);
                 if !fast {
                     self.finish_staged(snap, topo, in_port, b, look, i, fresh, now_ms, v);
                     fresh = self.conns.index_version() == version;
@@ -165,7 +191,7 @@ impl Forwarder {
         match &head {
             Some(h) => {
                 let found = if fresh {
-                    self.conns.resolve_v4(look.probe, look.hash, h)
+                    self.conns.resolve_v4(look.probe(), look.hash, h)
                 } else {
                     self.conns.lookup_hashed(look.hash, &h.flow_key())
                 };
@@ -192,7 +218,7 @@ impl Forwarder {
                 };
                 let key = look.key(&pf);
                 let found = match &key {
-                    Some(key) if fresh => self.conns.resolve(look.probe, look.hash, key),
+                    Some(key) if fresh => self.conns.resolve(look.probe(), look.hash, key),
                     Some(key) => self.conns.lookup_hashed(look.hash, key),
                     None => None,
                 };
@@ -208,9 +234,8 @@ impl Forwarder {
         match pf.flow_key() {
             Some(key) => Look {
                 proto: Some(key.proto),
-                common: false,
                 hash: self.conns.hash(&key),
-                probe: Probe::Absent,
+                ..Look::OTHER
             },
             None => Look::OTHER,
         }
@@ -225,7 +250,7 @@ impl Forwarder {
             hash: self
                 .conns
                 .hash_v4((h.src, h.dst), (h.sport, h.dport), Proto::Tcp),
-            probe: Probe::Absent,
+            ..Look::OTHER
         }
     }
 
@@ -279,5 +304,30 @@ impl Forwarder {
             Some((id, dir)) => self.established(snap, topo, in_port, buf, pf, id, dir, now_ms),
             None => self.new_conn(snap, topo, in_port, buf, pf, key, now_ms),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `Look` gives back the probe it recorded, whatever its kind; before its probe it is
+    /// `Absent`, with no candidate.
+    #[test]
+    fn test_look_keeps_its_probe() {
+        assert_eq!(Look::OTHER.probe(), Probe::Absent);
+        assert_eq!(Look::OTHER.candidate, Probe::NO_CANDIDATE);
+        for probe in [
+            Probe::Absent,
+            Probe::Unsure,
+            Probe::Candidate(0),
+            Probe::Candidate(7 | (1 << 31)),
+            Probe::Candidate(Probe::NO_CANDIDATE - 1),
+        ] {
+            let mut look = Look::OTHER;
+            look.set_probe(probe);
+            assert_eq!((look.probe(), look.candidate), (probe, probe.candidate()));
+        }
+        assert_eq!(std::mem::size_of::<Look>(), 16);
     }
 }

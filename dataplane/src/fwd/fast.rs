@@ -7,7 +7,7 @@ use super::forwarder::Forwarder;
 use super::xmit::{cached_hop, egress_rewritten, rewrite_ipv4_tcp, to_real_into, xmit_ipv4_tcp};
 use super::{DropReason, Snapshot, Topology, Verdict};
 use crate::buf::PacketBuf;
-use crate::conn::{tcp_flags, ConnId, Dir, EstablishedTouch, Probe};
+use crate::conn::{tcp_flags, ConnId, Dir, EstablishedTouch};
 use crate::flow::Addr;
 use crate::model::FwdMode;
 use crate::sched::DestId;
@@ -75,8 +75,8 @@ impl Forwarder {
     }
 
     /// The common case of [`Forwarder::established_ipv4_tcp`] in one step, for a frame that
-    /// [`Ipv4TcpHead::read`] took: a plain ACK of an ESTABLISHED connection that `probe` (taken
-    /// while the index had its present version) names, found, touched and forwarded with one
+    /// [`Ipv4TcpHead::read`] took: a plain ACK of an ESTABLISHED connection that `candidate` (a
+    /// probe's [`crate::conn::Probe::candidate`], possibly stale) names, found, touched and forwarded with one
     /// read of its entry ([`crate::conn::ConnTable::touch_v4`]). False, having changed nothing,
     /// for anything else, which the two-step path handles.
     #[allow(clippy::too_many_arguments)]
@@ -87,7 +87,7 @@ impl Forwarder {
         topo: &T,
         in_port: u16,
         buf: &mut B,
-        probe: Probe,
+        candidate: u32,
         touch: EstablishedTouch,
         v: &mut Verdict,
     ) -> bool {
@@ -95,7 +95,7 @@ impl Forwarder {
         let Some(h) = Ipv4TcpHead::read_known(frame) else {
             return false;
         };
-        let Some((_, dir, c)) = self.conns.touch_v4(probe, &h, touch) else {
+        let Some((_, dir, c)) = self.conns.touch_v4(candidate, &h, touch) else {
             return false;
         };
         let inbound = dir == Dir::Original;
