@@ -107,11 +107,16 @@ pub enum ParseError {
     BadExtHeader,
     /// More IPv6 extension headers than we are willing to walk.
     TooManyExtHeaders,
+    /// An IPv6 source or destination in `::ffff:0:0/96`: IPv4-mapped addresses stand for IPv4
+    /// nodes inside a host and never belong on the wire (RFC 4291 2.5.5.2; RFC 6890: not
+    /// forwardable). Here they would read as the IPv4 addresses they map, so that an IPv6
+    /// packet could pose as an IPv4 flow's.
+    MappedAddress,
 }
 
 impl ParseError {
     /// Number of variants: the size of a drop counter array indexed by [`ParseError::index`].
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 10;
 
     /// Dense index of this error, in `0..COUNT`.
     #[inline]
@@ -131,6 +136,7 @@ impl ParseError {
             ParseError::UnsupportedArp => "unsupported_arp",
             ParseError::BadExtHeader => "bad_ext_header",
             ParseError::TooManyExtHeaders => "too_many_ext_headers",
+            ParseError::MappedAddress => "mapped_address",
         }
     }
 }
@@ -202,6 +208,7 @@ mod tests {
             ParseError::UnsupportedArp,
             ParseError::BadExtHeader,
             ParseError::TooManyExtHeaders,
+            ParseError::MappedAddress,
         ];
         assert_eq!(all.len(), ParseError::COUNT);
         for (i, e) in all.iter().enumerate() {

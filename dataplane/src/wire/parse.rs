@@ -368,6 +368,10 @@ fn parse_ipv6(pf: &mut ParsedFrame, l3: &[u8]) -> Result<(), ParseError> {
     pf.l3 = L3Kind::Ipv6;
     pf.src = ip.src_addr();
     pf.dst = ip.dst_addr();
+    // An `Addr` holds an IPv4 address IPv4-mapped: such an IPv6 address would pass for one.
+    if pf.src.is_v4() || pf.dst.is_v4() {
+        return Err(ParseError::MappedAddress);
+    }
     pf.proto = up.proto;
     pf.ttl = ip.hop_limit();
     pf.ip_len = ip_len;
@@ -490,6 +494,21 @@ mod tests {
         assert!(pf.is_fragment());
         assert!(pf.flow_key().is_some());
         assert_eq!(pf.dst.to_string(), "2001:db8::80");
+    }
+
+    /// An IPv6 packet with an IPv4-mapped source or destination is refused: as an `Addr` it
+    /// would read as IPv4. The IPv4-compatible form (::a.b.c.d, no ffff) is just IPv6.
+    #[test]
+    fn test_parse_ipv6_refuses_mapped_addresses() {
+        let mapped = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1];
+        for at in [14 + 8, 14 + 24] {
+            let mut f = fixtures::ETH_IPV6_HBH_FRAG_UDP.to_vec();
+            f[at..at + 16].copy_from_slice(&mapped);
+            assert_eq!(parse_frame(&f), Err(ParseError::MappedAddress), "at {at}");
+            f[at + 10..at + 12].copy_from_slice(&[0, 0]);
+            let pf = parse_frame(&f).unwrap();
+            assert!(!pf.src.is_v4() && !pf.dst.is_v4());
+        }
     }
 
     #[test]
