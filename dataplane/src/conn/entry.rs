@@ -171,7 +171,10 @@ impl Conn {
         // (`cport` then `vport`) as it lies in memory, the head's as it was read (a rotation).
         let entry = u32::from(self.cport) | (u32::from(self.vport) << 16);
         let head = ((u32::from(h.sport) << 16) | u32::from(h.dport)).rotate_left(16);
-        entry == head && self.client == Addr::v4(h.src) && self.vip == Addr::v4(h.dst)
+        // The client's whole address (its family too), the VIP's IPv4 octets only: a
+        // connection's client and VIP come from one packet, so they share one family.
+        debug_assert!(self.client.is_v4() == self.vip.is_v4() || self.flags & flag::LIVE == 0);
+        entry == head && self.client == Addr::v4(h.src) && self.vip.v4_octets() == h.dst
     }
 
     /// True for a live TCP connection in ESTABLISHED that is not a template: the fast path's
