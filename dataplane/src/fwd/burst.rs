@@ -26,8 +26,10 @@ use crate::wire::{parse_frame, parse_uncommon_into, Ipv4TcpHead, ParsedFrame};
 /// interleaved rounds, 17.4 and 19.5 with 32 and 64 in another (BENCHMARKS.md, step 15).
 pub const BURST: usize = 64;
 
-/// What the first passes learned of a parsed frame.
+/// What the first passes learned of a parsed frame. (`repr(C)`: the first pass writes the
+/// first eight bytes, constant for the common frame, as one word.)
 #[derive(Clone, Copy)]
+#[repr(C)]
 pub(super) struct Look {
     /// TCP or UDP with ports (not a later fragment); `None` for anything else.
     pub(super) proto: Option<Proto>,
@@ -36,6 +38,8 @@ pub(super) struct Look {
     pub(super) common: bool,
     /// The probe found the home bucket unsure (see [`Probe::Unsure`]).
     unsure: bool,
+    /// Zero, so that the first eight bytes are all defined (and written as one).
+    _pad: u8,
     /// The probe's candidate reference, or [`Probe::NO_CANDIDATE`]: what the fast path takes
     /// as it is, with no test of the probe's kind. (With `unsure`, it is the probe in 16 bytes
     /// where a `Probe` took 8 and the `Look` 24.)
@@ -49,6 +53,7 @@ impl Look {
         proto: None,
         common: false,
         unsure: false,
+        _pad: 0,
         candidate: Probe::NO_CANDIDATE,
         hash: 0,
     };
