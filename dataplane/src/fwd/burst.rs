@@ -58,11 +58,16 @@ impl Look {
         hash: 0,
     };
 
-    /// Records what the probe found.
+    /// Records what the probe found, in a `Look` that has none yet (as the first pass leaves
+    /// it): only what differs from "absent" is written.
     #[inline(always)]
     fn set_probe(&mut self, probe: Probe) {
-        self.candidate = probe.candidate();
-        self.unsure = probe == Probe::Unsure;
+        debug_assert!(self.candidate == Probe::NO_CANDIDATE && !self.unsure);
+        match probe {
+            Probe::Candidate(r) => self.candidate = r,
+            Probe::Unsure => self.unsure = true,
+            Probe::Absent => {}
+        }
     }
 
     /// What the probe found ([`Probe::Absent`] until it ran).
