@@ -146,7 +146,9 @@ impl Forwarder {
         real: &Addr,
     ) -> Option<Verdict> {
         let h = Ipv4TcpHead::read_known(buf.frame())?;
-        if !real.is_v4() || h.ttl <= 1 {
+        // `Ipv4TcpHead::read` takes only frames with TTL to spare.
+        debug_assert!(h.ttl > 1);
+        if !real.is_v4() {
             return None;
         }
         let hop = cached_hop(&self.hops, self.hop_stamp.current(), topo, dest, real)?;

@@ -284,9 +284,8 @@ fn routable_v4<'f>(
     src: Option<&Addr>,
 ) -> Result<&'f mut [u8; 54], Verdict> {
     debug_assert!(toward.is_v4() && src.is_none_or(Addr::is_v4));
-    if h.ttl <= 1 {
-        return Err(Verdict::Drop(DropReason::TtlExceeded));
-    }
+    // `Ipv4TcpHead::read` takes only frames with TTL to spare.
+    debug_assert!(h.ttl > 1);
     frame
         .first_chunk_mut::<54>()
         .ok_or(Verdict::Drop(DropReason::Malformed))

@@ -214,8 +214,10 @@ impl Ipv4TcpHead {
     /// Offset of the TCP header.
     pub const L4_OFF: usize = 34;
 
-    /// The head of `frame` if it is that frame with every length [`parse_frame`] checks valid;
-    /// `None` for anything else (which [`parse_frame`] handles).
+    /// The head of `frame` if it is that frame with every length [`parse_frame`] checks valid
+    /// and a TTL above 1; `None` for anything else (which [`parse_frame`] handles). The TTL
+    /// test makes every common frame one a router may forward, so that the forwarder's fast
+    /// path needs no test of its own (a frame whose TTL runs out takes the general path).
     #[inline(always)]
     pub fn read(frame: &[u8]) -> Option<Ipv4TcpHead> {
         // Ethernet (14) + IPv4 without options (20) + TCP (20): every offset below is in bounds.
@@ -232,6 +234,7 @@ impl Ipv4TcpHead {
         let frag_proto = word(20) & 0xff00_ff3f;
         if eth_ver != u32::from_le_bytes([0x08, 0x00, 0x45, 0])
             || frag_proto != u32::from_le_bytes([0, 0, 0, ip_proto::TCP])
+            || h[22] <= 1
         {
             return None;
         }
@@ -597,8 +600,8 @@ mod tests {
     fn test_ipv4_tcp_shortcut_taken() {
         let f = &fixtures::ETH_IPV4_TCP_SYN;
         assert_eq!(shortcut(f).map(Ok), Some(parse_any(f)));
-        // Options, a fragment, UDP and a tag all take the general parse.
-        for (i, b) in [(14, 0x46), (21, 1), (23, 17), (12, 0x81)] {
+        // Options, a fragment, UDP, a tag and a TTL with no hop left all take the general parse.
+        for (i, b) in [(14, 0x46), (21, 1), (23, 17), (12, 0x81), (22, 1), (22, 0)] {
             let mut g = f.to_vec();
             g[i] = b;
             assert_eq!(shortcut(&g), None, "byte {i} = {b:#x}");

@@ -575,3 +575,35 @@ impl Topology for Epoch {
         self.0
     }
 }
+
+/// An established connection's packet with no TTL to spare leaves the fast path (every common
+/// frame has some) and gets the general path's verdict through a burst: the routed modes drop
+/// it as TTL exceeded, DR, which does not route, forwards it; the connection stays.
+#[test]
+fn test_established_packet_without_ttl_to_spare() {
+    for mode in FwdMode::ALL {
+        let snap = two_servers(mode);
+        let mut f = forwarder();
+        for frame in [syn_from(CLIENT, 40000, 80), client(40000, ACK, 64)] {
+            f.process(&snap, &Topo, 0, &mut VecBuf::new(&frame), 1000);
+        }
+        let mut bufs = vec![
+            VecBuf::new(&client(40000, ACK, 1)),
+            VecBuf::new(&client(40000, ACK, 64)),
+        ];
+        let mut v = [Verdict::Kernel; 2];
+        f.process_burst(&snap, &Topo, &NoPrefetch, 0, &mut bufs, &mut v, 1001);
+        let dying = match mode {
+            FwdMode::Dr => Verdict::Forward { port: 1 },
+            _ => Verdict::Drop(DropReason::TtlExceeded),
+        };
+        assert_eq!(v, [dying, Verdict::Forward { port: 1 }], "{mode:?}");
+        let exceeded = u64::from(mode != FwdMode::Dr);
+        assert_eq!(
+            f.stats().drops(DropReason::TtlExceeded),
+            exceeded,
+            "{mode:?}"
+        );
+        assert_eq!(f.conns().len(), 1, "{mode:?}");
+    }
+}
