@@ -4,10 +4,12 @@
 //! verdict as [`Forwarder::established`] (property-tested against it), in fewer instructions.
 
 use super::forwarder::Forwarder;
-use super::xmit::{cached_hop, egress_rewritten, rewrite_ipv4_tcp, to_real_into, xmit_ipv4_tcp};
+use super::xmit::{
+    cached_hop, egress_rewritten, rewrite_ipv4_tcp, to_real_into, xmit_ipv4_tcp, Hop,
+};
 use super::{DropReason, Snapshot, Topology, Verdict};
 use crate::buf::PacketBuf;
-use crate::conn::{tcp_flags, ConnId, Dir, EstablishedTouch};
+use crate::conn::{tcp_flags, Conn, ConnId, Dir, EstablishedTouch};
 use crate::flow::Addr;
 use crate::model::FwdMode;
 use crate::sched::DestId;
@@ -114,19 +116,32 @@ impl Forwarder {
                 &c.real,
                 v,
             ),
+            // FullNAT's client packets next, in their own arm: the dispatch becomes one jump
+            // on the mode (DR pays two instructions for it, FullNAT saves three).
+            (FwdMode::FullNat, true) => rewritten(
+                &mut self.hops,
+                self.hop_stamp.current(),
+                topo,
+                frame,
+                &h,
+                c,
+                dir,
+                v,
+            ),
             (FwdMode::Tun, true) => {
                 let (dest, real) = (c.dest, c.real);
                 *v = self.tun_from_frame(snap, topo, in_port, buf, dest, &real);
             }
-            // The rewrite first, and only then the hop cache's address and stamp: held across
-            // the rewrite's writes, they were spilled.
-            _ => match rewrite_ipv4_tcp(frame, &h, c, dir) {
-                Err(e) => *v = e,
-                Ok(()) => {
-                    let (hops, stamp) = (&mut self.hops, self.hop_stamp.current());
-                    egress_rewritten(hops, stamp, topo, frame, c, dir, v);
-                }
-            },
+            _ => rewritten(
+                &mut self.hops,
+                self.hop_stamp.current(),
+                topo,
+                frame,
+                &h,
+                c,
+                dir,
+                v,
+            ),
         }
         true
     }
@@ -210,5 +225,25 @@ impl Forwarder {
     ) -> Verdict {
         let pf = h.parsed();
         self.xmit_tun(snap, topo, in_port, buf, &pf, dest, real)
+    }
+}
+
+/// The fast path's NAT and FullNAT packets: the rewrite first, and only then the hop cache's
+/// entry (its address and stamp, held across the rewrite's writes, were spilled).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn rewritten<T: Topology + ?Sized>(
+    hops: &mut [Hop],
+    stamp: u64,
+    topo: &T,
+    frame: &mut [u8],
+    h: &Ipv4TcpHead,
+    c: &Conn,
+    dir: Dir,
+    v: &mut Verdict,
+) {
+    match rewrite_ipv4_tcp(frame, h, c, dir) {
+        Err(e) => *v = e,
+        Ok(()) => egress_rewritten(hops, stamp, topo, frame, c, dir, v),
     }
 }
