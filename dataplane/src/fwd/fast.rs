@@ -105,43 +105,17 @@ impl Forwarder {
         // the lookup is a spill and a reload.
         let ip_len = Ipv4TcpHead::ip_len_of(frame).unwrap_or(h.ip_len);
         self.stats.traffic(c.svc, c.dest.0, dir, u64::from(ip_len));
+        // One jump on the mode (FullNAT's client packets in an arm of their own make the
+        // compiler build it, which saved DR and FullNAT three and six instructions).
+        let (hops, stamp) = (&mut self.hops, self.hop_stamp.current());
         match (c.mode, inbound) {
-            // DR first: one test, no dispatch.
-            (FwdMode::Dr, true) => to_real_into(
-                &mut self.hops,
-                self.hop_stamp.current(),
-                topo,
-                frame,
-                c.dest,
-                &c.real,
-                v,
-            ),
-            // FullNAT's client packets next, in their own arm: the dispatch becomes one jump
-            // on the mode (DR pays two instructions for it, FullNAT saves three).
-            (FwdMode::FullNat, true) => rewritten(
-                &mut self.hops,
-                self.hop_stamp.current(),
-                topo,
-                frame,
-                &h,
-                c,
-                dir,
-                v,
-            ),
+            (FwdMode::Dr, true) => to_real_into(hops, stamp, topo, frame, c.dest, &c.real, v),
+            (FwdMode::FullNat, true) => rewritten(hops, stamp, topo, frame, &h, c, dir, v),
             (FwdMode::Tun, true) => {
                 let (dest, real) = (c.dest, c.real);
                 *v = self.tun_from_frame(snap, topo, in_port, buf, dest, &real);
             }
-            _ => rewritten(
-                &mut self.hops,
-                self.hop_stamp.current(),
-                topo,
-                frame,
-                &h,
-                c,
-                dir,
-                v,
-            ),
+            _ => rewritten(hops, stamp, topo, frame, &h, c, dir, v),
         }
         true
     }
@@ -228,8 +202,8 @@ impl Forwarder {
     }
 }
 
-/// The fast path's NAT and FullNAT packets: the rewrite first, and only then the hop cache's
-/// entry (its address and stamp, held across the rewrite's writes, were spilled).
+/// The fast path's NAT and FullNAT packets: the rewrite, then the egress through the hop
+/// cache.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn rewritten<T: Topology + ?Sized>(
