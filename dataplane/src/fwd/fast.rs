@@ -4,12 +4,10 @@
 //! verdict as [`Forwarder::established`] (property-tested against it), in fewer instructions.
 
 use super::forwarder::Forwarder;
-use super::xmit::{
-    cached_hop, egress_rewritten, rewrite_ipv4_tcp, to_real_into, xmit_ipv4_tcp, Hop,
-};
+use super::xmit::{cached_hop, rewritten, to_real_into, xmit_ipv4_tcp};
 use super::{DropReason, Snapshot, Topology, Verdict};
 use crate::buf::PacketBuf;
-use crate::conn::{tcp_flags, Conn, ConnId, Dir, EstablishedTouch};
+use crate::conn::{tcp_flags, ConnId, Dir, EstablishedTouch};
 use crate::flow::Addr;
 use crate::model::FwdMode;
 use crate::sched::DestId;
@@ -78,8 +76,8 @@ impl Forwarder {
 
     /// The common case of [`Forwarder::established_ipv4_tcp`] in one step, for a frame that
     /// [`Ipv4TcpHead::read`] took: a plain ACK of an ESTABLISHED connection that `candidate` (a
-    /// probe's [`crate::conn::Probe::candidate`], possibly stale) names, found, touched and forwarded with one
-    /// read of its entry ([`crate::conn::ConnTable::touch_v4`]). False, having changed nothing,
+    /// probe's [`crate::conn::Probe::candidate`], possibly stale) names, found, touched and
+    /// forwarded with one read of its entry ([`crate::conn::ConnTable::touch_v4`]). False, having changed nothing,
     /// for anything else, which the two-step path handles.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
@@ -199,25 +197,5 @@ impl Forwarder {
     ) -> Verdict {
         let pf = h.parsed();
         self.xmit_tun(snap, topo, in_port, buf, &pf, dest, real)
-    }
-}
-
-/// The fast path's NAT and FullNAT packets: the rewrite, then the egress through the hop
-/// cache.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn rewritten<T: Topology + ?Sized>(
-    hops: &mut [Hop],
-    stamp: u64,
-    topo: &T,
-    frame: &mut [u8],
-    h: &Ipv4TcpHead,
-    c: &Conn,
-    dir: Dir,
-    v: &mut Verdict,
-) {
-    match rewrite_ipv4_tcp(frame, h, c, dir) {
-        Err(e) => *v = e,
-        Ok(()) => egress_rewritten(hops, stamp, topo, frame, c, dir, v),
     }
 }

@@ -197,8 +197,25 @@ pub(super) fn xmit_ipv4_tcp<T: Topology + ?Sized>(
     if (c.mode, dir) == (FwdMode::Dr, Dir::Original) {
         return to_real_into(hops, stamp, topo, frame, c.dest, &c.real, v);
     }
-    let done = rewrite_ipv4_tcp(frame, h, c, dir);
-    match done {
+    rewritten(hops, stamp, topo, frame, h, c, dir, v);
+}
+
+/// [`xmit_ipv4_tcp`] past DR's client packets: the rewrite ([`rewrite_ipv4_tcp`]), then the
+/// egress through the hop cache ([`egress_rewritten`]). The fast path calls it from its own
+/// dispatch on the mode.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) fn rewritten<T: Topology + ?Sized>(
+    hops: &mut [Hop],
+    stamp: u64,
+    topo: &T,
+    frame: &mut [u8],
+    h: &Ipv4TcpHead,
+    c: &Conn,
+    dir: Dir,
+    v: &mut Verdict,
+) {
+    match rewrite_ipv4_tcp(frame, h, c, dir) {
         Ok(()) => egress_rewritten(hops, stamp, topo, frame, c, dir, v),
         Err(e) => *v = e,
     }
@@ -207,7 +224,7 @@ pub(super) fn xmit_ipv4_tcp<T: Topology + ?Sized>(
 /// The egress of a packet [`rewrite_ipv4_tcp`] rewrote: towards the real server, or the client.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(super) fn egress_rewritten<T: Topology + ?Sized>(
+fn egress_rewritten<T: Topology + ?Sized>(
     hops: &mut [Hop],
     stamp: u64,
     topo: &T,
@@ -226,12 +243,7 @@ pub(super) fn egress_rewritten<T: Topology + ?Sized>(
 /// from the egress: a caller that needs no cache until after it can then read the cache's
 /// address after the frame's writes, rather than hold it across them.
 #[inline(always)]
-pub(super) fn rewrite_ipv4_tcp(
-    frame: &mut [u8],
-    h: &Ipv4TcpHead,
-    c: &Conn,
-    dir: Dir,
-) -> Result<(), Verdict> {
+fn rewrite_ipv4_tcp(frame: &mut [u8], h: &Ipv4TcpHead, c: &Conn, dir: Dir) -> Result<(), Verdict> {
     let leg = |a: &Addr, port: u16| Some((a.v4_octets(), port));
     match (c.mode, dir) {
         (FwdMode::Nat, Dir::Original) => routable_v4(frame, h, &c.real, None)
