@@ -41,8 +41,8 @@ pub(super) struct Look {
     /// Zero, so that the first eight bytes are all defined (and written as one).
     _pad: u8,
     /// The probe's candidate reference, or [`Probe::NO_CANDIDATE`]: what the fast path takes
-    /// as it is, with no test of the probe's kind. (With `unsure`, it is the probe in 16 bytes
-    /// where a `Probe` took 8 and the `Look` 24.)
+    /// as it is, with no test of the probe's kind. (With `unsure`, it replaces an 8-byte
+    /// `Probe`: the `Look` is 16 bytes, not 24.)
     candidate: u32,
     pub(super) hash: u64,
 }
