@@ -393,7 +393,7 @@ fn report(dp: &DaemonDataplane, ports: &[Arc<Port>], cfg: &Config) {
             }
         }
         info!(
-            "worker {i}: rx {} tx {} new_conns={} host_replies={} steered_out={} steered_in={} aliases_sent={} aliases_accepted={} reply_races={} reply_misses={} to_kernel={} from_kernel={} neigh_requests={} neigh_announcements={} neigh_learned={} neigh_failures={} neigh_held={} neigh_hold_drops={} neigh_hold_cap_drops={} neigh_unresolved_drops={} drops [{}]",
+            "worker {i}: rx {} tx {} new_conns={} host_replies={} steered_out={} steered_in={} aliases_sent={} aliases_accepted={} aliases_refused={} aliases_inbox_full={} reply_races={} reply_misses={} to_kernel={} from_kernel={} neigh_requests={} neigh_announcements={} neigh_learned={} neigh_failures={} neigh_held={} neigh_hold_drops={} neigh_hold_cap_drops={} neigh_unresolved_drops={} drops [{}]",
             c.rx.get(),
             c.tx.get(),
             v.fwd.new_conns.get(),
@@ -402,6 +402,8 @@ fn report(dp: &DaemonDataplane, ports: &[Arc<Port>], cfg: &Config) {
             c.steered_in.get(),
             v.fwd.aliases_sent.get(),
             v.fwd.aliases_accepted.get(),
+            v.fwd.aliases_refused.get(),
+            c.alias_inbox_full.get(),
             c.reply_races.get(),
             v.fwd.drops(DropReason::ReplyMiss),
             c.to_kernel.get(),

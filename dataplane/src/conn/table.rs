@@ -254,6 +254,12 @@ impl ConnTable {
     /// Records a reply-direction alias of a connection owned by core `owner`: indexed only by
     /// its reply key, not counted in the loads, expiring by `state`'s timeout unless refreshed
     /// with [`ConnTable::on_packet`].
+    ///
+    /// An older alias with the same reply key gives way: it belonged to a connection its owner
+    /// has since replaced (a client reusing the ports of a closing connection, IPVS
+    /// `conn_reuse_mode`), and would otherwise keep the old connection's state and expiry. A
+    /// connection of this core's own with that reply key stays, and the alias is refused
+    /// ([`InsertError::Exists`]).
     pub fn insert_alias(
         &mut self,
         n: NewConn,
@@ -267,6 +273,11 @@ impl ConnTable {
             return Err(InsertError::NoReplyLeg);
         }
         conn.flags |= flag::ALIAS;
+        if let Some((old, Dir::Reply)) = self.lookup(&conn.reply_key()) {
+            if self.get(old).is_some_and(Conn::is_alias) {
+                self.remove(old);
+            }
+        }
         self.place(conn, false, true, None).map(ConnId)
     }
 
@@ -495,6 +506,30 @@ mod tests {
         assert_eq!(t.loads()[1], DestLoad::default());
         let own = t.insert(n, 1000).unwrap();
         assert_eq!(t.get(own).unwrap().owner, 3);
+        // ... and an alias does not displace the core's own connection.
+        assert_eq!(
+            t.insert_alias(n, 0, ConnState::SynRecv, 1000),
+            Err(InsertError::Exists)
+        );
+        assert_eq!(t.lookup(&c.reply_key()), Some((own, Dir::Reply)));
+    }
+
+    #[test]
+    fn test_newer_alias_replaces_older() {
+        let mut t = table(8);
+        let n = new_conn(1, FwdMode::Nat, 1);
+        let old = t.insert_alias(n, 0, ConnState::Established, 1000).unwrap();
+        t.on_packet(old, Dir::Reply, crate::conn::tcp_flags::FIN, 2000);
+        let closing = *t.get(old).unwrap();
+        assert_ne!(closing.state(), ConnState::Established);
+        // The owner replaced the connection (same ports, a new SYN): its new alias takes over,
+        // with the new connection's state and expiry.
+        let new = t.insert_alias(n, 0, ConnState::SynRecv, 3000).unwrap();
+        assert_eq!(t.len(), 1);
+        let c = *t.get(new).unwrap();
+        assert_eq!(c.state(), ConnState::SynRecv);
+        assert_eq!(c.expires_ms(), 3000 + 60_000);
+        assert_eq!(t.lookup(&c.reply_key()), Some((new, Dir::Reply)));
     }
 
     #[test]
