@@ -15,7 +15,7 @@
 use super::forwarder::Forwarder;
 use super::{Snapshot, Topology, Verdict};
 use crate::buf::PacketBuf;
-use crate::conn::{tcp_flags, ConnId, Dir, Probe};
+use crate::conn::{tcp_flags, ConnId, Dir, EstablishedTouch, Probe};
 use crate::flow::{FlowKey, Proto};
 use crate::prefetch::Prefetch;
 use crate::wire::{parse_frame, parse_uncommon_into, Ipv4TcpHead, ParsedFrame};
@@ -152,27 +152,70 @@ impl Forwarder {
             // Whether the index is as the probes saw it. Only the out-of-line path adds or
             // removes keys, so only it needs to look again.
             let mut fresh = true;
-            for i in 0..n {
-                let (b, look, v) = (&mut bufs[i], &looks[i], &mut verdicts[i]);
-                // The common frame of an established connection stays in this loop; everything
-                // else goes out of line, so that the loop's registers serve the common frame.
-                // Even a stale probe cannot mislead this path: it forwards only when the
+            let mut i = 0;
+            while i < n {
+                // The common frames of established connections go in runs, through a loop
+                // whose registers serve them alone; the first frame a run declines goes out
+                // of line. Even a stale probe cannot mislead a run: it forwards only when the
                 // candidate's entry is live and holds the frame's key (a stale probe's slot
                 // freed or reused for another key fails that), so only misses and the out-of-
                 // line path depend on `fresh`.
-                let fast = look.common
-                    && self.touched_ipv4_tcp(snap, topo, in_port, b, look.candidate, touch, v);
-                if !fast {
+                let (taken, fw) = self.fast_run(
+                    snap,
+                    topo,
+                    in_port,
+                    &mut bufs[i..n],
+                    &looks[i..n],
+                    &mut verdicts[i..n],
+                    touch,
+                );
+                forwarded += fw;
+                i += taken;
+                if i < n {
+                    let (b, look, v) = (&mut bufs[i], &looks[i], &mut verdicts[i]);
                     self.finish_staged(snap, topo, in_port, b, look, i, fresh, now_ms, v);
                     fresh = self.conns.index_version() == version;
-                }
-                match *v {
-                    Verdict::Forward { .. } | Verdict::Resolve { .. } => forwarded += 1,
-                    other => self.count(other),
+                    match *v {
+                        Verdict::Forward { .. } | Verdict::Resolve { .. } => forwarded += 1,
+                        other => self.count(other),
+                    }
+                    i += 1;
                 }
             }
             self.stats.forwarded.add(forwarded);
         }
+    }
+
+    /// Forwards frames from the start of `bufs` while the one-step fast path takes them, and
+    /// returns how many it took and how many of those were forwarded (the other verdicts are
+    /// counted here). Stops at the first frame it declines, which is left untouched.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn fast_run<B: PacketBuf, T: Topology + ?Sized>(
+        &mut self,
+        snap: &Snapshot,
+        topo: &T,
+        in_port: u16,
+        bufs: &mut [B],
+        looks: &[Look],
+        verdicts: &mut [Verdict],
+        touch: EstablishedTouch,
+    ) -> (usize, u64) {
+        // The frames taken but not forwarded, counted only on their (rare) path, so that the
+        // common frame pays no counter held across the loop's calls.
+        let mut other = 0u64;
+        for (taken, ((b, look), v)) in bufs.iter_mut().zip(looks).zip(verdicts).enumerate() {
+            if !(look.common
+                && self.touched_ipv4_tcp(snap, topo, in_port, b, look.candidate, touch, v))
+            {
+                return (taken, taken as u64 - other);
+            }
+            if !matches!(*v, Verdict::Forward { .. } | Verdict::Resolve { .. }) {
+                self.count(*v);
+                other += 1;
+            }
+        }
+        (bufs.len(), bufs.len() as u64 - other)
     }
 
     /// The last pass for a frame the one-step fast path did not take: looks it up (in full if
