@@ -17,8 +17,9 @@
 //!
 //! ```text
 //! pipeline <mode> <flows> <packets> [no-epoch]
-//!     mode: dr nat fullnat tun nat-reply fullnat-reply harness; `no-epoch`: the topology offers
-//!     no epoch, so the forwarder looks up route and neighbour for every packet
+//!     mode: dr nat fullnat tun nat-reply fullnat-reply fullnat-syn harness; `no-epoch`: the
+//!     topology offers no epoch, so the forwarder looks up route and neighbour for every packet;
+//!     `fullnat-syn`: every packet a SYN of a new tuple (packets ≤ flows), none opened before
 //! pipeline check [flows]   verifies every output frame of every mode (etherparse)
 //! ```
 
@@ -102,17 +103,20 @@ enum Mode {
     Tun,
     NatReply,
     FullNatReply,
+    /// Every packet a SYN of a new tuple, FullNAT: the new-connection path.
+    FullNatSyn,
     Harness,
 }
 
 impl Mode {
-    const ALL: [Mode; 7] = [
+    const ALL: [Mode; 8] = [
         Mode::Dr,
         Mode::Nat,
         Mode::FullNat,
         Mode::Tun,
         Mode::NatReply,
         Mode::FullNatReply,
+        Mode::FullNatSyn,
         Mode::Harness,
     ];
 
@@ -128,6 +132,7 @@ impl Mode {
             Mode::Tun => "tun",
             Mode::NatReply => "nat-reply",
             Mode::FullNatReply => "fullnat-reply",
+            Mode::FullNatSyn => "fullnat-syn",
             Mode::Harness => "harness",
         }
     }
@@ -136,7 +141,7 @@ impl Mode {
         match self {
             Mode::Dr | Mode::Harness => FwdMode::Dr,
             Mode::Nat | Mode::NatReply => FwdMode::Nat,
-            Mode::FullNat | Mode::FullNatReply => FwdMode::FullNat,
+            Mode::FullNat | Mode::FullNatReply | Mode::FullNatSyn => FwdMode::FullNat,
             Mode::Tun => FwdMode::Tun,
         }
     }
@@ -289,6 +294,18 @@ fn setup(mode: Mode, flows: u32) -> (Bench, Vec<Flow>) {
     let mut buf = VecBuf::new(&[0u8; FRAME_LEN]);
     let mut out = Vec::with_capacity(flows as usize);
     let vip = (Addr::v4(VIP), VPORT);
+    if mode == Mode::FullNatSyn {
+        // No connection opened: each flow's SYN is measured once, and opens one.
+        for i in 0..flows {
+            out.push(Flow {
+                frame: frame(client(i), vip, true, false),
+                port: SERVER_PORT,
+                out: (client(i), vip, GATEWAY_MAC),
+                tunnel_to: None,
+            });
+        }
+        return (b, out);
+    }
     let fwd_ok = |v: Verdict| matches!(v, Verdict::Forward { .. });
     for i in 0..flows {
         let c = client(i);
@@ -475,11 +492,19 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             let (mut b, flows) = setup(mode, flows.max(1));
-            let wrong = if args.len() == 4 {
+            if mode == Mode::FullNatSyn && packets > flows.len() as u64 {
+                eprintln!("fullnat-syn: packets must not exceed flows (each SYN a new tuple)");
+                return ExitCode::from(2);
+            }
+            let mut wrong = if args.len() == 4 {
                 run::<false>(&mut b, &flows, mode, packets)
             } else {
                 run::<true>(&mut b, &flows, mode, packets)
             };
+            if mode == Mode::FullNatSyn {
+                // Every SYN opened its own connection.
+                wrong += (packets as usize).abs_diff(b.fwd.conns().len()) as u64;
+            }
             if wrong != 0 {
                 eprintln!("{}: {wrong} packets not forwarded as expected", mode.name());
                 return ExitCode::FAILURE;
@@ -492,7 +517,10 @@ fn main() -> ExitCode {
                 ["check", n] => n.parse().unwrap_or(1000),
                 _ => 1000,
             };
-            for mode in Mode::ALL.into_iter().filter(|m| *m != Mode::Harness) {
+            // The SYN mode's output depends on the scheduler's picks; `run` checks its verdicts
+            // and that each SYN opened a connection.
+            let measured = |m: &Mode| !matches!(m, Mode::Harness | Mode::FullNatSyn);
+            for mode in Mode::ALL.into_iter().filter(measured) {
                 if let Err(e) = check(mode, flows) {
                     eprintln!("check failed: {e}");
                     return ExitCode::FAILURE;
