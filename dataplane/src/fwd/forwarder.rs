@@ -12,7 +12,7 @@ use super::xmit::{xmit, Hop, HopStamp};
 use super::{DropReason, Topology, Verdict, BURST};
 use crate::buf::PacketBuf;
 use crate::conn::{
-    tcp_flags, ConnId, ConnState, ConnTable, ConnTableConfig, Dir, Expired, NewConn,
+    tcp_flags, ConnId, ConnState, ConnTable, ConnTableConfig, Dir, Expired, InsertError, NewConn,
 };
 use crate::conn::{NewTemplate, TemplateKey};
 use crate::flow::{Addr, FlowKey, Proto};
@@ -473,33 +473,14 @@ impl Forwarder {
                 .traffic(svc.slot, d.id.0, Dir::Original, u64::from(pf.ip_len));
             return self.xmit_stateless(snap, topo, in_port, buf, pf, &d);
         }
-        let (local, lport) = if d.mode == FwdMode::FullNat {
-            let conns = &self.conns;
-            let taken = |lip: &Addr, lport: u16| {
-                let reply = FlowKey {
-                    saddr: d.addr,
-                    daddr: *lip,
-                    sport: rport,
-                    dport: lport,
-                    proto: key.proto,
-                };
-                conns.lookup(&reply).is_some()
-            };
-            match self.lports.alloc(&d.addr, rport, taken) {
-                Some(l) => l,
-                None => return Verdict::Drop(DropReason::NoLocalPort),
-            }
-        } else {
-            (Addr::UNSPECIFIED, 0)
-        };
         let n = NewConn {
             proto: key.proto,
             client: key.saddr,
             cport: key.sport,
             vip: key.daddr,
             vport: key.dport,
-            local,
-            lport,
+            local: Addr::UNSPECIFIED,
+            lport: 0,
             real: d.addr,
             rport,
             mode: d.mode,
@@ -507,20 +488,53 @@ impl Forwarder {
             svc: svc.slot,
             template,
         };
-        let id = match self.conns.insert(n, now_ms) {
-            Ok(id) => id,
-            Err(_) => {
-                if d.mode == FwdMode::FullNat {
-                    self.lports.free(&local, lport);
-                }
-                return Verdict::Drop(DropReason::TableFull);
-            }
+        let inserted = if d.mode == FwdMode::FullNat {
+            self.insert_fullnat(n, now_ms)
+        } else {
+            self.conns
+                .insert(n, now_ms)
+                .map(|id| (id, n))
+                .map_err(|_| DropReason::TableFull)
+        };
+        let (id, n) = match inserted {
+            Ok(got) => got,
+            Err(reason) => return Verdict::Drop(reason),
         };
         self.stats.new_conn(svc.slot, d.id.0);
         if d.mode == FwdMode::Nat {
             self.steer_reply(&n);
         }
         self.established(snap, topo, in_port, buf, pf, id, Dir::Original, now_ms)
+    }
+}
+
+impl Forwarder {
+    /// Inserts a FullNAT connection with a local address and port whose reply tuple lands on
+    /// this core. The insert's own check of the reply key is the only lookup of that tuple:
+    /// a port whose tuple is taken (an alias, a stale entry) is given back and another tried,
+    /// at most four times.
+    fn insert_fullnat(
+        &mut self,
+        mut n: NewConn,
+        now_ms: u64,
+    ) -> Result<(ConnId, NewConn), DropReason> {
+        for _ in 0..4 {
+            let (local, lport) = self
+                .lports
+                .alloc(&n.real, n.rport, |_, _| false)
+                .ok_or(DropReason::NoLocalPort)?;
+            (n.local, n.lport) = (local, lport);
+            match self.conns.insert(n, now_ms) {
+                Ok(id) => return Ok((id, n)),
+                Err(e) => {
+                    self.lports.free(&local, lport);
+                    if e != InsertError::Exists {
+                        return Err(DropReason::TableFull);
+                    }
+                }
+            }
+        }
+        Err(DropReason::NoLocalPort)
     }
 }
 

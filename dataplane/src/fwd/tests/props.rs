@@ -1,7 +1,8 @@
 //! Persistence, quiescing, configuration changes, every drop reason, and a no-panic property.
 
 use super::*;
-use crate::fwd::{DropReason, PortRange};
+use crate::flow::FlowKey;
+use crate::fwd::{AliasMsg, DropReason, PortRange};
 use crate::prefetch::NoPrefetch;
 use proptest::prelude::*;
 
@@ -298,6 +299,80 @@ fn test_table_full_and_no_local_port() {
     let v = run(&mut f, &snap, 0, &syn_from(CLIENT, 7, 80), 1000).0;
     assert_eq!(v, Verdict::Drop(DropReason::NoLocalPort));
     assert_eq!(f.stats().drops(DropReason::NoLocalPort), 1);
+}
+
+/// A local port whose reply tuple another entry holds (here a NAT alias whose client is the
+/// local address) is given back and the next one taken; with every free port's tuple taken,
+/// the SYN is dropped for want of a local port, and the taken tuple's entry stays.
+#[test]
+fn test_fullnat_skips_a_port_whose_reply_tuple_is_taken() {
+    let snap = snapshot(
+        Proto::Tcp,
+        VIP,
+        80,
+        None,
+        &[rs(4, rip(4), 9000, FwdMode::FullNat)],
+    );
+    let mut f = Forwarder::new(ForwarderConfig {
+        table: ConnTableConfig {
+            capacity: 16,
+            dest_capacity: 8,
+            seed: Some(1),
+            ..ConnTableConfig::default()
+        },
+        ports: PortRange {
+            first: 3000,
+            last: 3001,
+        },
+        ..ForwarderConfig::default()
+    });
+    f.install(&snap);
+    // Reply key rip(4):9000 → LIP:3000, the tuple of the first port the pool hands out.
+    let squatter = crate::conn::NewConn {
+        proto: Proto::Tcp,
+        client: LIP,
+        cport: 3000,
+        vip: VIP,
+        vport: 80,
+        local: Addr::UNSPECIFIED,
+        lport: 0,
+        real: rip(4),
+        rport: 9000,
+        mode: FwdMode::Nat,
+        dest: DestId(4),
+        svc: 0,
+        template: None,
+    };
+    let alias = AliasMsg {
+        queue: 0,
+        owner: 1,
+        conn: squatter,
+    };
+    assert!(f.accept_alias(&alias, 1000));
+    let (v, out) = run(&mut f, &snap, 0, &syn_from(CLIENT, 40000, 80), 1000);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(
+        (&out[26..30], u16::from_be_bytes([out[34], out[35]])),
+        (&LIP.v4_octets()[..], 3001),
+        "the SYN leaves from the second port"
+    );
+    assert_eq!(f.local_ports().in_use(&LIP), 1);
+    assert_eq!(f.conns().len(), 2);
+
+    // Only port 3000 is free, and its tuple is still taken.
+    let v = run(&mut f, &snap, 0, &syn_from(CLIENT, 40001, 80), 1000).0;
+    assert_eq!(v, Verdict::Drop(DropReason::NoLocalPort));
+    assert_eq!(f.local_ports().in_use(&LIP), 1, "the tried port is back");
+    assert_eq!(f.conns().len(), 2);
+    let reply = FlowKey {
+        saddr: rip(4),
+        daddr: LIP,
+        sport: 9000,
+        dport: 3000,
+        proto: Proto::Tcp,
+    };
+    let (id, _) = f.conns().lookup(&reply).expect("the alias stays");
+    assert!(f.conns().get(id).is_some_and(|c| c.is_alias()));
 }
 
 #[test]
