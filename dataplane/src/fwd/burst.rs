@@ -7,7 +7,7 @@
 //! [`Prefetch`]), and only then forward.
 //! Frames keep their order and get exactly the verdicts and bytes they would get one by one
 //! (property-tested): a probe taken before an earlier frame of the burst added or removed a
-//! connection is redone in full ([`crate::conn::ConnTable::index_version`]).
+//! connection is taken again ([`crate::conn::ConnTable::index_version`]).
 //!
 //! The common frame (untagged IPv4 without options, TCP, unfragmented) is read only as far as
 //! its [`Ipv4TcpHead`], and a packet of a known connection is forwarded from that (`fast.rs`).
@@ -104,7 +104,7 @@ impl Forwarder {
     /// index line; probe the lines and prefetch every candidate entry; then look up and forward
     /// each frame. `prefetch` issues the prefetches ([`crate::prefetch::NoPrefetch`] when speed
     /// does not matter). A frame whose probe may have gone stale (an earlier frame of the group
-    /// added or removed a connection) is looked up in full unless the fast path, which checks
+    /// added or removed a connection) is probed again unless the fast path, which checks
     /// the candidate entry's key and liveness itself, takes it.
     #[allow(clippy::too_many_arguments)]
     pub fn process_burst<B: PacketBuf, T: Topology + ?Sized>(
@@ -218,8 +218,8 @@ impl Forwarder {
         (bufs.len(), bufs.len() as u64 - other)
     }
 
-    /// The last pass for a frame the one-step fast path did not take: looks it up (in full if
-    /// its probe may be stale) and forwards it, schedules it or classifies it. `i` is its
+    /// The last pass for a frame the one-step fast path did not take: looks it up (probing
+    /// again if its probe may be stale) and forwards it, schedules it or classifies it. `i` is its
     /// position in the burst (its full parse, if it needed one, is `self.parsed[i]`).
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
@@ -243,11 +243,14 @@ impl Forwarder {
         };
         match &head {
             Some(h) => {
-                let found = if fresh {
-                    self.conns.resolve_v4(look.probe(), look.hash, h)
+                // A probe gone stale is taken again: the line is in cache, and a new key's
+                // "absent" (the common case after an earlier frame's insert) needs no scan.
+                let probe = if fresh {
+                    look.probe()
                 } else {
-                    self.conns.lookup_hashed(look.hash, &h.flow_key())
+                    self.conns.probe(look.hash)
                 };
+                let found = self.conns.resolve_v4(probe, look.hash, h);
                 let fast = found.is_some_and(|found| {
                     self.established_ipv4_tcp(snap, topo, in_port, b, h, found, now_ms, v)
                 });
@@ -272,7 +275,9 @@ impl Forwarder {
                 let key = look.key(&pf);
                 let found = match &key {
                     Some(key) if fresh => self.conns.resolve(look.probe(), look.hash, key),
-                    Some(key) => self.conns.lookup_hashed(look.hash, key),
+                    Some(key) => self
+                        .conns
+                        .resolve(self.conns.probe(look.hash), look.hash, key),
                     None => None,
                 };
                 *v = self.finish(snap, topo, in_port, b, &pf, key, found, now_ms);
