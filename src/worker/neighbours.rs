@@ -103,6 +103,13 @@ impl Worker {
                     push_or_flush(&mut b.kernel[pi], m, out, &self.counters);
                 } else {
                     self.counters.count_drop(WorkerDrop::NoKernelPath);
+                    if log::log_enabled!(log::Level::Debug) {
+                        log::debug!(
+                            "worker {}: no kernel path on port {pi}: {}",
+                            self.index,
+                            describe(m.data())
+                        );
+                    }
                 }
             }
         }
@@ -184,5 +191,21 @@ impl Worker {
         };
         neigh::emit::into_buf(&mut m, len, write).ok()?;
         Some(m)
+    }
+}
+
+/// A one-line account of a frame for debug logs: its Ethernet destination and type and, when it
+/// parses, its addresses, protocol and ports (ICMP: type and code).
+fn describe(frame: &[u8]) -> String {
+    let dst = frame
+        .get(..6)
+        .map(|d| MacAddr(d.try_into().unwrap_or_default()).to_string())
+        .unwrap_or_else(|| "?".into());
+    match dataplane::wire::parse_frame(frame) {
+        Ok(pf) => format!(
+            "to {dst}, ethertype {:#06x}, {} -> {}, protocol {}, ports {} -> {}, icmp {}/{}",
+            pf.ethertype, pf.src, pf.dst, pf.proto, pf.sport, pf.dport, pf.icmp_type, pf.icmp_code
+        ),
+        Err(e) => format!("to {dst}, {} bytes, not parsed ({e:?})", frame.len()),
     }
 }
