@@ -57,13 +57,7 @@ fn test_nat_error_from_server_side_goes_to_client() {
 
 #[test]
 fn test_fullnat_errors_both_ways() {
-    let snap = snapshot(
-        Proto::Tcp,
-        VIP,
-        80,
-        None,
-        &[rs(4, rip(4), 9000, FwdMode::FullNat)],
-    );
+    let snap = fullnat_snapshot();
     let mut f = forwarder();
     let syn = syn_in();
     let (_, sent) = run(&mut f, &snap, 0, &syn, 1000);

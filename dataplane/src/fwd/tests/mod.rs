@@ -143,6 +143,17 @@ pub(super) fn snapshot(
     )
 }
 
+/// The one-server FullNAT service of the FullNAT tests: TCP VIP:80 → rip(4):9000.
+pub(super) fn fullnat_snapshot() -> Snapshot {
+    snapshot(
+        Proto::Tcp,
+        VIP,
+        80,
+        None,
+        &[rs(4, rip(4), 9000, FwdMode::FullNat)],
+    )
+}
+
 /// [`snapshot`] with the service's scheduler flags.
 pub(super) fn snapshot_flags(
     proto: Proto,

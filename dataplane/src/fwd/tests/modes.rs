@@ -193,13 +193,7 @@ fn test_nat_udp_keeps_zero_checksum() {
 
 #[test]
 fn test_fullnat_both_directions_and_port_release() {
-    let snap = snapshot(
-        Proto::Tcp,
-        VIP,
-        80,
-        None,
-        &[rs(4, rip(4), 9000, FwdMode::FullNat)],
-    );
+    let snap = fullnat_snapshot();
     let mut f = forwarder();
     let (v, out) = run(&mut f, &snap, 0, &syn_in(), 1000);
     assert_eq!(v, Verdict::Forward { port: 1 });
@@ -256,13 +250,7 @@ fn test_fullnat_both_directions_and_port_release() {
 
 #[test]
 fn test_fullnat_many_clients_unique_ports_on_queue() {
-    let snap = snapshot(
-        Proto::Tcp,
-        VIP,
-        80,
-        None,
-        &[rs(4, rip(4), 9000, FwdMode::FullNat)],
-    );
+    let snap = fullnat_snapshot();
     let mut f = forwarder();
     let tz = Toeplitz::new(&MS_DEFAULT_KEY);
     let reta = RetaMap::new(128, 4).unwrap();

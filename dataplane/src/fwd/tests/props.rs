@@ -247,28 +247,25 @@ fn test_every_drop_reason_is_counted() {
     assert_eq!(f.stats().total_drops(), 9);
 }
 
-#[test]
-fn test_table_full_and_no_local_port() {
-    let snap = snapshot(
-        Proto::Tcp,
-        VIP,
-        80,
-        None,
-        &[rs(4, rip(4), 9000, FwdMode::FullNat)],
-    );
-    let mut cfg = ForwarderConfig {
+/// A forwarder configuration with room for `capacity` connections and the local ports
+/// `first..=last`.
+fn small_fullnat(capacity: u32, first: u16, last: u16) -> ForwarderConfig {
+    ForwarderConfig {
         table: ConnTableConfig {
-            capacity: 4,
+            capacity,
             dest_capacity: 8,
             seed: Some(1),
             ..ConnTableConfig::default()
         },
-        ports: PortRange {
-            first: 3000,
-            last: 3999,
-        },
+        ports: PortRange { first, last },
         ..ForwarderConfig::default()
-    };
+    }
+}
+
+#[test]
+fn test_table_full_and_no_local_port() {
+    let snap = fullnat_snapshot();
+    let mut cfg = small_fullnat(4, 3000, 3999);
     let mut f = Forwarder::new(cfg.clone());
     for i in 0..4 {
         assert_eq!(
@@ -306,26 +303,8 @@ fn test_table_full_and_no_local_port() {
 /// the SYN is dropped for want of a local port, and the taken tuple's entry stays.
 #[test]
 fn test_fullnat_skips_a_port_whose_reply_tuple_is_taken() {
-    let snap = snapshot(
-        Proto::Tcp,
-        VIP,
-        80,
-        None,
-        &[rs(4, rip(4), 9000, FwdMode::FullNat)],
-    );
-    let mut f = Forwarder::new(ForwarderConfig {
-        table: ConnTableConfig {
-            capacity: 16,
-            dest_capacity: 8,
-            seed: Some(1),
-            ..ConnTableConfig::default()
-        },
-        ports: PortRange {
-            first: 3000,
-            last: 3001,
-        },
-        ..ForwarderConfig::default()
-    });
+    let snap = fullnat_snapshot();
+    let mut f = Forwarder::new(small_fullnat(16, 3000, 3001));
     f.install(&snap);
     // Reply key rip(4):9000 → LIP:3000, the tuple of the first port the pool hands out.
     let squatter = crate::conn::NewConn {
