@@ -17,9 +17,9 @@
 //!
 //! ```text
 //! pipeline <mode> <flows> <packets> [no-epoch]
-//!     mode: dr nat fullnat tun nat-reply fullnat-reply fullnat-syn harness; `no-epoch`: the
-//!     topology offers no epoch, so the forwarder looks up route and neighbour for every packet;
-//!     `fullnat-syn`: every packet a SYN of a new tuple (packets ≤ flows), none opened before
+//!     mode: dr nat fullnat tun nat-reply fullnat-reply fullnat-syn dr-syn harness; `no-epoch`:
+//!     the topology offers no epoch, so the forwarder looks up route and neighbour for every
+//!     packet; `*-syn`: every packet a SYN of a new tuple (packets ≤ flows), none opened before
 //! pipeline check [flows]   verifies every output frame of every mode (etherparse)
 //! ```
 
@@ -105,11 +105,13 @@ enum Mode {
     FullNatReply,
     /// Every packet a SYN of a new tuple, FullNAT: the new-connection path.
     FullNatSyn,
+    /// The same in DR.
+    DrSyn,
     Harness,
 }
 
 impl Mode {
-    const ALL: [Mode; 8] = [
+    const ALL: [Mode; 9] = [
         Mode::Dr,
         Mode::Nat,
         Mode::FullNat,
@@ -117,6 +119,7 @@ impl Mode {
         Mode::NatReply,
         Mode::FullNatReply,
         Mode::FullNatSyn,
+        Mode::DrSyn,
         Mode::Harness,
     ];
 
@@ -133,13 +136,19 @@ impl Mode {
             Mode::NatReply => "nat-reply",
             Mode::FullNatReply => "fullnat-reply",
             Mode::FullNatSyn => "fullnat-syn",
+            Mode::DrSyn => "dr-syn",
             Mode::Harness => "harness",
         }
     }
 
+    /// Every packet a SYN of a new tuple.
+    fn is_syn(self) -> bool {
+        matches!(self, Mode::FullNatSyn | Mode::DrSyn)
+    }
+
     fn fwd_mode(self) -> FwdMode {
         match self {
-            Mode::Dr | Mode::Harness => FwdMode::Dr,
+            Mode::Dr | Mode::DrSyn | Mode::Harness => FwdMode::Dr,
             Mode::Nat | Mode::NatReply => FwdMode::Nat,
             Mode::FullNat | Mode::FullNatReply | Mode::FullNatSyn => FwdMode::FullNat,
             Mode::Tun => FwdMode::Tun,
@@ -294,7 +303,7 @@ fn setup(mode: Mode, flows: u32) -> (Bench, Vec<Flow>) {
     let mut buf = VecBuf::new(&[0u8; FRAME_LEN]);
     let mut out = Vec::with_capacity(flows as usize);
     let vip = (Addr::v4(VIP), VPORT);
-    if mode == Mode::FullNatSyn {
+    if mode.is_syn() {
         // No connection opened: each flow's SYN is measured once, and opens one.
         for i in 0..flows {
             out.push(Flow {
@@ -492,8 +501,11 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             let (mut b, flows) = setup(mode, flows.max(1));
-            if mode == Mode::FullNatSyn && packets > flows.len() as u64 {
-                eprintln!("fullnat-syn: packets must not exceed flows (each SYN a new tuple)");
+            if mode.is_syn() && packets > flows.len() as u64 {
+                eprintln!(
+                    "{}: packets must not exceed flows (each SYN a new tuple)",
+                    mode.name()
+                );
                 return ExitCode::from(2);
             }
             let mut wrong = if args.len() == 4 {
@@ -501,7 +513,7 @@ fn main() -> ExitCode {
             } else {
                 run::<true>(&mut b, &flows, mode, packets)
             };
-            if mode == Mode::FullNatSyn {
+            if mode.is_syn() {
                 // Every SYN opened its own connection.
                 wrong += (packets as usize).abs_diff(b.fwd.conns().len()) as u64;
             }
@@ -519,7 +531,7 @@ fn main() -> ExitCode {
             };
             // The SYN mode's output depends on the scheduler's picks; `run` checks its verdicts
             // and that each SYN opened a connection.
-            let measured = |m: &Mode| !matches!(m, Mode::Harness | Mode::FullNatSyn);
+            let measured = |m: &Mode| *m != Mode::Harness && !m.is_syn();
             for mode in Mode::ALL.into_iter().filter(measured) {
                 if let Err(e) = check(mode, flows) {
                     eprintln!("check failed: {e}");

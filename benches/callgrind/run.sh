@@ -4,14 +4,14 @@
 #   instructions/packet = (Ir(M) − Ir(N)) / (M − N)
 # so set-up, start-up and exit cancel out. The "harness" row is the loop alone (copying the
 # 60-byte frame into the buffer, checking the verdict); it is included in every other row, and
-# the "pipeline" column subtracts it. The "fullnat-syn" row is the new-connection path: every
-# packet a SYN of a new tuple, FullNAT, so the runs open N and M connections.
+# the "pipeline" column subtracts it. The "fullnat-syn" and "dr-syn" rows are the new-connection
+# path: every packet a SYN of a new tuple, so the runs open N and M connections.
 #
 # Usage: benches/callgrind/run.sh [flows] [N] [M]     (defaults: 1000 20000 120000)
 # Env:   PIPELINE_BIN=path  use this binary instead of building `cargo bench --bench pipeline`
 #        MODES="dr fullnat" only these modes; NO_EPOCH_MODES: these also without a topology
 #        epoch (no egress cache; default "dr fullnat")
-#        SYN_MODES="fullnat-syn" the new-connection rows (empty: none)
+#        SYN_MODES="fullnat-syn dr-syn" the new-connection rows (empty: none)
 #        KEEP=dir           keep the callgrind.out files there (for callgrind_annotate)
 set -euo pipefail
 
@@ -20,7 +20,7 @@ n=${2:-20000}
 m=${3:-120000}
 modes=${MODES:-"dr nat fullnat tun nat-reply fullnat-reply"}
 no_epoch_modes=${NO_EPOCH_MODES:-"dr fullnat"}
-syn_modes=${SYN_MODES-"fullnat-syn"}
+syn_modes=${SYN_MODES-"fullnat-syn dr-syn"}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 
 command -v valgrind >/dev/null || { echo "run.sh: valgrind not found (deploy/install-deps.sh)" >&2; exit 1; }
@@ -40,11 +40,11 @@ out=${KEEP:-$(mktemp -d)}
 mkdir -p "$out"
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$out"' EXIT
 
-# Total instructions of one run: mode packets [no-epoch]. `fullnat-syn` opens a connection per
+# Total instructions of one run: mode packets [no-epoch]. A `*-syn` mode opens a connection per
 # packet, so it is given as many flows (SYNs of distinct tuples) as the longer run sends.
 ir() {
   local f="$out/callgrind.out.$1${3:+-$3}.$2" fl=$flows
-  [ "$1" = fullnat-syn ] && fl=$m
+  case $1 in *-syn) fl=$m ;; esac
   valgrind --tool=callgrind --callgrind-out-file="$f" "$bin" "$1" "$fl" "$2" ${3:-} >/dev/null 2>&1 ||
     { echo "run.sh: $1 $fl $2 ${3:-} failed" >&2; exit 1; }
   sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$f"
