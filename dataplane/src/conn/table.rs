@@ -15,7 +15,7 @@ use super::index::Index;
 use super::state::ConnState;
 use super::wheel::{Link, Wheel, NIL};
 use super::{ConnId, Dir, InsertError};
-use crate::flow::Proto;
+use crate::flow::{FlowKey, Proto};
 use crate::model::Timeouts;
 use crate::sched::DestLoad;
 
@@ -297,11 +297,15 @@ impl ConnTable {
         reply: bool,
         template_hash: Option<u64>,
     ) -> Result<u32, InsertError> {
-        let oh = self.hash(&conn.orig_key());
-        let rh = self.hash(&conn.reply_key());
-        if orig && self.lookup_hashed(oh, &conn.orig_key()).is_some()
-            || reply && self.lookup_hashed(rh, &conn.reply_key()).is_some()
-        {
+        // Only the keys to be indexed are built and hashed (a DR connection has no reply key
+        // to index, an alias no original one).
+        let hashed = |want: bool, key: FlowKey| want.then(|| (self.hash(&key), key));
+        let orig_key = hashed(orig, conn.orig_key());
+        let reply_key = hashed(reply, conn.reply_key());
+        let exists = |k: &Option<(u64, FlowKey)>| {
+            k.is_some_and(|(h, key)| self.lookup_hashed(h, &key).is_some())
+        };
+        if exists(&orig_key) || exists(&reply_key) {
             return Err(InsertError::Exists);
         }
         let id = self.free;
@@ -310,8 +314,8 @@ impl ConnTable {
         };
         let keys = [
             template_hash.map(|h| (h, id)),
-            orig.then_some((oh, index_ref(id, &conn, false))),
-            reply.then_some((rh, index_ref(id, &conn, true))),
+            orig_key.map(|(h, _)| (h, index_ref(id, &conn, false))),
+            reply_key.map(|(h, _)| (h, index_ref(id, &conn, true))),
         ];
         for (i, &(h, r)) in keys.iter().flatten().enumerate() {
             if self.index.insert(h, r).is_err() {
