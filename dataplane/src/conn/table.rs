@@ -48,6 +48,18 @@ fn index_ref(id: u32, conn: &Conn, reply: bool) -> u32 {
     id | wide | dir
 }
 
+/// Whether [`ConnTable::place`] indexes an entry's original key, and its hash if the caller
+/// has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OrigKey {
+    /// Not indexed (an alias, a template).
+    Skip,
+    /// Indexed; `place` hashes it.
+    Index,
+    /// Indexed under this hash, the caller's [`ConnTable::hash`] of it.
+    Hashed(u64),
+}
+
 /// Sizes and settings of a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnTableConfig {
@@ -224,6 +236,21 @@ impl ConnTable {
     /// Records a new connection in state NONE (TCP) or UDP, counted inactive on its real server,
     /// indexed by its original key and, for NAT and FullNAT, its reply key.
     pub fn insert(&mut self, n: NewConn, now_ms: u64) -> Result<ConnId, InsertError> {
+        self.insert_as(n, OrigKey::Index, now_ms)
+    }
+
+    /// [`ConnTable::insert`] for a caller that has just looked the original key up and so
+    /// holds its [`ConnTable::hash`], `orig_hash`: it is not computed again.
+    pub fn insert_hashed(
+        &mut self,
+        n: NewConn,
+        orig_hash: u64,
+        now_ms: u64,
+    ) -> Result<ConnId, InsertError> {
+        self.insert_as(n, OrigKey::Hashed(orig_hash), now_ms)
+    }
+
+    fn insert_as(&mut self, n: NewConn, orig: OrigKey, now_ms: u64) -> Result<ConnId, InsertError> {
         self.advance(now_ms);
         if n.dest.index() >= self.loads.len() {
             return Err(InsertError::BadDest);
@@ -237,7 +264,7 @@ impl ConnTable {
             }
         }
         let conn = self.fresh(n.into_conn(initial_state(n.proto), self.core), now_ms);
-        let id = self.place(conn, true, conn.has_reply_leg(), None)?;
+        let id = self.place(conn, orig, conn.has_reply_leg(), None)?;
         self.loads[n.dest.index()].bind(false);
         if let Some(t) = n.template {
             let c = &mut self.slab[t.0 as usize].conn;
@@ -278,7 +305,7 @@ impl ConnTable {
                 self.remove(old);
             }
         }
-        self.place(conn, false, true, None).map(ConnId)
+        self.place(conn, OrigKey::Skip, true, None).map(ConnId)
     }
 
     /// Moves the table's clock to `now_ms` (never back), as every call taking a time does;
@@ -293,15 +320,22 @@ impl ConnTable {
     pub(super) fn place(
         &mut self,
         mut conn: Conn,
-        orig: bool,
+        orig: OrigKey,
         reply: bool,
         template_hash: Option<u64>,
     ) -> Result<u32, InsertError> {
         // Only the keys to be indexed are built and hashed (a DR connection has no reply key
-        // to index, an alias no original one).
-        let hashed = |want: bool, key: FlowKey| want.then(|| (self.hash(&key), key));
-        let orig_key = hashed(orig, conn.orig_key());
-        let reply_key = hashed(reply, conn.reply_key());
+        // to index, an alias no original one), and a hash the caller has is not redone.
+        let orig_key = match orig {
+            OrigKey::Skip => None,
+            OrigKey::Index => Some((self.hash(&conn.orig_key()), conn.orig_key())),
+            OrigKey::Hashed(h) => {
+                debug_assert_eq!(h, self.hash(&conn.orig_key()));
+                Some((h, conn.orig_key()))
+            }
+        };
+        let reply_key = reply.then(|| (self.hash(&conn.reply_key()), conn.reply_key()));
+        let orig = orig_key.is_some();
         let exists = |k: &Option<(u64, FlowKey)>| {
             k.is_some_and(|(h, key)| self.lookup_hashed(h, &key).is_some())
         };

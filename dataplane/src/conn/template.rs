@@ -10,7 +10,7 @@
 use super::entry::{flag, Conn};
 use super::hash::hash_template;
 use super::state::ConnState;
-use super::table::ConnTable;
+use super::table::{ConnTable, OrigKey};
 use super::{ConnId, InsertError};
 use crate::flow::{Addr, Proto};
 use crate::model::FwdMode;
@@ -114,7 +114,7 @@ impl ConnTable {
             ..Conn::EMPTY
         };
         let h = self.template_hash_of(&conn);
-        let id = self.place(conn, false, false, Some(h))?;
+        let id = self.place(conn, OrigKey::Skip, false, Some(h))?;
         self.loads[t.dest.index()].persistent += 1;
         Ok(ConnId(id))
     }

@@ -255,7 +255,7 @@ impl Forwarder {
                     self.established_ipv4_tcp(snap, topo, in_port, b, h, found, now_ms, v)
                 });
                 if !fast {
-                    *v = self.finish_head(snap, topo, in_port, b, h, found, now_ms);
+                    *v = self.finish_head(snap, topo, in_port, b, h, look.hash, found, now_ms);
                 }
             }
             None => {
@@ -280,6 +280,7 @@ impl Forwarder {
                         .resolve(self.conns.probe(look.hash), look.hash, key),
                     None => None,
                 };
+                let key = key.map(|k| (k, look.hash));
                 *v = self.finish(snap, topo, in_port, b, &pf, key, found, now_ms);
             }
         }
@@ -324,16 +325,18 @@ impl Forwarder {
         in_port: u16,
         buf: &mut B,
         h: &Ipv4TcpHead,
+        hash: u64,
         found: Option<(ConnId, Dir)>,
         now_ms: u64,
     ) -> Verdict {
         let pf = h.parsed();
-        let key = Some(h.flow_key());
+        let key = Some((h.flow_key(), hash));
         self.finish(snap, topo, in_port, buf, &pf, key, found, now_ms)
     }
 
     /// Last pass over a frame: forwards a TCP/UDP frame of a known connection, schedules a new
-    /// one, or hands anything else to [`Forwarder::classify_other`].
+    /// one, or hands anything else to [`Forwarder::classify_other`]. `key` is the frame's flow
+    /// key with its [`crate::conn::ConnTable::hash`], if it has one.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub(super) fn finish<B: PacketBuf + ?Sized, T: Topology + ?Sized>(
@@ -343,11 +346,11 @@ impl Forwarder {
         in_port: u16,
         buf: &mut B,
         pf: &ParsedFrame,
-        key: Option<FlowKey>,
+        key: Option<(FlowKey, u64)>,
         found: Option<(ConnId, Dir)>,
         now_ms: u64,
     ) -> Verdict {
-        let Some(key) = key else {
+        let Some((key, hash)) = key else {
             return self.classify_other(snap, topo, in_port, buf);
         };
         match found {
@@ -357,10 +360,10 @@ impl Forwarder {
                         == tcp_flags::SYN
                     && self.retire_if_closing(id) =>
             {
-                self.new_conn(snap, topo, in_port, buf, pf, key, now_ms)
+                self.new_conn(snap, topo, in_port, buf, pf, key, hash, now_ms)
             }
             Some((id, dir)) => self.established(snap, topo, in_port, buf, pf, id, dir, now_ms),
-            None => self.new_conn(snap, topo, in_port, buf, pf, key, now_ms),
+            None => self.new_conn(snap, topo, in_port, buf, pf, key, hash, now_ms),
         }
     }
 }

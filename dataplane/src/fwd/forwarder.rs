@@ -219,6 +219,7 @@ impl Forwarder {
         let look = self.first_look(&pf);
         let key = look.key(&pf);
         let found = key.and_then(|k| self.conns.lookup_hashed(look.hash, &k));
+        let key = key.map(|k| (k, look.hash));
         let v = self.finish(snap, topo, in_port, buf, &pf, key, found, now_ms);
         self.count(v);
         v
@@ -361,6 +362,7 @@ impl Forwarder {
         buf: &mut B,
         pf: &ParsedFrame,
         key: FlowKey,
+        hash: u64,
         now_ms: u64,
     ) -> Verdict {
         let Some(si) = snap.find_service(key.proto, &key.daddr, key.dport) else {
@@ -488,11 +490,12 @@ impl Forwarder {
             svc: svc.slot,
             template,
         };
+        // `hash` is the frame's key's, which is the new connection's original key.
         let inserted = if d.mode == FwdMode::FullNat {
-            self.insert_fullnat(n, now_ms)
+            self.insert_fullnat(n, hash, now_ms)
         } else {
             self.conns
-                .insert(n, now_ms)
+                .insert_hashed(n, hash, now_ms)
                 .map(|id| (id, n))
                 .map_err(|_| DropReason::TableFull)
         };
@@ -516,6 +519,7 @@ impl Forwarder {
     fn insert_fullnat(
         &mut self,
         mut n: NewConn,
+        orig_hash: u64,
         now_ms: u64,
     ) -> Result<(ConnId, NewConn), DropReason> {
         for _ in 0..4 {
@@ -524,7 +528,7 @@ impl Forwarder {
                 .alloc(&n.real, n.rport, |_, _| false)
                 .ok_or(DropReason::NoLocalPort)?;
             (n.local, n.lport) = (local, lport);
-            match self.conns.insert(n, now_ms) {
+            match self.conns.insert_hashed(n, orig_hash, now_ms) {
                 Ok(id) => return Ok((id, n)),
                 Err(e) => {
                     self.lports.free(&local, lport);
