@@ -56,8 +56,9 @@ pub(super) enum OrigKey {
     Skip,
     /// Indexed; `place` hashes it.
     Index,
-    /// Indexed under this hash, the caller's [`ConnTable::hash`] of it.
-    Hashed(u64),
+    /// Indexed under this hash, the caller's [`ConnTable::hash`] of it; the caller has just
+    /// looked it up and found nothing, so it is not looked up again.
+    Absent(u64),
 }
 
 /// Sizes and settings of a table.
@@ -239,15 +240,16 @@ impl ConnTable {
         self.insert_as(n, OrigKey::Index, now_ms)
     }
 
-    /// [`ConnTable::insert`] for a caller that has just looked the original key up and so
-    /// holds its [`ConnTable::hash`], `orig_hash`: it is not computed again.
+    /// [`ConnTable::insert`] for a caller that has just looked the original key up, found
+    /// nothing, and holds its [`ConnTable::hash`], `orig_hash`: the key is neither hashed nor
+    /// looked up again (debug builds check both). The reply key is still checked.
     pub fn insert_hashed(
         &mut self,
         n: NewConn,
         orig_hash: u64,
         now_ms: u64,
     ) -> Result<ConnId, InsertError> {
-        self.insert_as(n, OrigKey::Hashed(orig_hash), now_ms)
+        self.insert_as(n, OrigKey::Absent(orig_hash), now_ms)
     }
 
     fn insert_as(&mut self, n: NewConn, orig: OrigKey, now_ms: u64) -> Result<ConnId, InsertError> {
@@ -326,20 +328,22 @@ impl ConnTable {
     ) -> Result<u32, InsertError> {
         // Only the keys to be indexed are built and hashed (a DR connection has no reply key
         // to index, an alias no original one), and a hash the caller has is not redone.
-        let orig_key = match orig {
-            OrigKey::Skip => None,
-            OrigKey::Index => Some((self.hash(&conn.orig_key()), conn.orig_key())),
-            OrigKey::Hashed(h) => {
+        let exists = |k: &Option<(u64, FlowKey)>| {
+            k.is_some_and(|(h, key)| self.lookup_hashed(h, &key).is_some())
+        };
+        let (orig_key, orig_known_absent) = match orig {
+            OrigKey::Skip => (None, false),
+            OrigKey::Index => (Some((self.hash(&conn.orig_key()), conn.orig_key())), false),
+            OrigKey::Absent(h) => {
+                let k = Some((h, conn.orig_key()));
                 debug_assert_eq!(h, self.hash(&conn.orig_key()));
-                Some((h, conn.orig_key()))
+                debug_assert!(!exists(&k), "the caller's lookup found nothing");
+                (k, true)
             }
         };
         let reply_key = reply.then(|| (self.hash(&conn.reply_key()), conn.reply_key()));
         let orig = orig_key.is_some();
-        let exists = |k: &Option<(u64, FlowKey)>| {
-            k.is_some_and(|(h, key)| self.lookup_hashed(h, &key).is_some())
-        };
-        if exists(&orig_key) || exists(&reply_key) {
+        if !orig_known_absent && exists(&orig_key) || exists(&reply_key) {
             return Err(InsertError::Exists);
         }
         let id = self.free;
