@@ -242,8 +242,9 @@ impl ConnTable {
 
     /// [`ConnTable::insert`] for a caller that has just looked the original key up, found
     /// nothing, and holds its [`ConnTable::hash`], `orig_hash`: the key is neither hashed nor
-    /// looked up again (debug builds check both). The reply key is still checked.
-    pub fn insert_hashed(
+    /// looked up again (debug builds check both). The reply key is still checked. Crate-only:
+    /// a wrong word would index the key twice.
+    pub(crate) fn insert_hashed(
         &mut self,
         n: NewConn,
         orig_hash: u64,
@@ -288,7 +289,8 @@ impl ConnTable {
     /// has since replaced (a client reusing the ports of a closing connection, IPVS
     /// `conn_reuse_mode`), and would otherwise keep the old connection's state and expiry. A
     /// connection of this core's own with that reply key stays, and the alias is refused
-    /// ([`InsertError::Exists`]).
+    /// ([`InsertError::Exists`]). (The older alias is gone even if the newer one then finds the
+    /// table full: it was stale either way.)
     pub fn insert_alias(
         &mut self,
         n: NewConn,
