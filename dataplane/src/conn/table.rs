@@ -304,12 +304,18 @@ impl ConnTable {
             return Err(InsertError::NoReplyLeg);
         }
         conn.flags |= flag::ALIAS;
-        if let Some((old, Dir::Reply)) = self.lookup(&conn.reply_key()) {
-            if self.get(old).is_some_and(Conn::is_alias) {
-                self.remove(old);
-            }
+        match self.place(conn, OrigKey::Skip, true, None) {
+            // The reply key is taken: by an older alias, which gives way, or by this core's own
+            // connection, which stays.
+            Err(InsertError::Exists) => match self.lookup(&conn.reply_key()) {
+                Some((old, Dir::Reply)) if self.get(old).is_some_and(Conn::is_alias) => {
+                    self.remove(old);
+                    self.place(conn, OrigKey::Skip, true, None).map(ConnId)
+                }
+                _ => Err(InsertError::Exists),
+            },
+            placed => placed.map(ConnId),
         }
-        self.place(conn, OrigKey::Skip, true, None).map(ConnId)
     }
 
     /// Moves the table's clock to `now_ms` (never back), as every call taking a time does;
