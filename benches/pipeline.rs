@@ -304,7 +304,9 @@ fn setup(mode: Mode, flows: u32) -> (Bench, Vec<Flow>) {
     let mut out = Vec::with_capacity(flows as usize);
     let vip = (Addr::v4(VIP), VPORT);
     if mode.is_syn() {
-        // No connection opened: each flow's SYN is measured once, and opens one.
+        // No connection opened: each flow's SYN is measured once, and opens one. Only the
+        // verdict's port is checked (`run`); `out` is a placeholder, as the scheduler picks the
+        // server.
         for i in 0..flows {
             out.push(Flow {
                 frame: frame(client(i), vip, true, false),
