@@ -24,6 +24,7 @@
 //!  lookup(key) ──hash──▶ index bucket (64 B) ──u32 id│dir──▶ slab entry (112 B) ──links──▶ wheel
 //! ```
 
+mod bind;
 mod entry;
 mod hash;
 mod index;

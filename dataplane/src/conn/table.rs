@@ -9,6 +9,7 @@
 //! the staged lookup of a burst and its prefetches) is in `lookup.rs`, and what packets and time
 //! do to them in `update.rs`.
 
+use super::bind::SlotBinding;
 use super::entry::{flag, Conn, Entry, NewConn};
 use super::hash::{random_seed, v4_prefix};
 use super::index::Index;
@@ -101,6 +102,8 @@ pub struct ConnTable {
     pub(super) index: Index,
     pub(super) wheel: Wheel,
     pub(super) loads: Box<[DestLoad]>,
+    /// Per real-server slot, as `loads`: the server its entries are for (`bind.rs`).
+    pub(super) bindings: Box<[SlotBinding]>,
     pub(super) timeouts: Timeouts,
     pub(super) seed: u64,
     /// [`v4_prefix`] of `seed`, for [`ConnTable::hash_v4`].
@@ -148,6 +151,7 @@ impl ConnTable {
             index: Index::new(cap.div_ceil(4)),
             wheel: Wheel::new(cfg.tick_ms),
             loads: vec![DestLoad::default(); cfg.dest_capacity as usize].into_boxed_slice(),
+            bindings: vec![SlotBinding::UNBOUND; cfg.dest_capacity as usize].into_boxed_slice(),
             timeouts: cfg.timeouts,
             seed,
             v4_prefix: v4_prefix(seed),
@@ -181,12 +185,13 @@ impl ConnTable {
         std::mem::size_of::<Entry>() + self.index.memory_bytes() / self.capacity()
     }
 
-    /// All bytes held: slab, index, wheel and load counts.
+    /// All bytes held: slab, index, wheel, load counts and slot bindings.
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of_val(&*self.slab)
             + self.index.memory_bytes()
             + self.wheel.memory_bytes()
             + std::mem::size_of_val(&*self.loads)
+            + std::mem::size_of_val(&*self.bindings)
     }
 
     /// The core this table belongs to.
@@ -269,6 +274,7 @@ impl ConnTable {
         let conn = self.fresh(n.into_conn(initial_state(n.proto), self.core), now_ms);
         let id = self.place(conn, orig, conn.has_reply_leg(), None)?;
         self.loads[n.dest.index()].bind(false);
+        self.note_binding(&conn, true);
         if let Some(t) = n.template {
             let c = &mut self.slab[t.0 as usize].conn;
             c.tmpl += 1;
@@ -423,6 +429,7 @@ impl ConnTable {
                 load.unbind(c.flags & flag::ACTIVE != 0);
             }
         }
+        self.note_binding(&c, false);
         let e = &mut self.slab[id as usize];
         e.conn.flags = 0;
         e.link.next = self.free;
@@ -469,8 +476,12 @@ mod tests {
         assert!(t.bytes_per_conn() <= 128);
         assert_eq!(
             t.memory_bytes(),
-            1024 * 112 + 256 * 64 + 4096 * 4 + 4 * std::mem::size_of::<DestLoad>()
+            1024 * 112
+                + 256 * 64
+                + 4096 * 4
+                + 4 * (std::mem::size_of::<DestLoad>() + std::mem::size_of::<SlotBinding>())
         );
+        assert_eq!(std::mem::size_of::<SlotBinding>(), 20);
         assert_eq!(t.capacity(), 1024);
     }
 

@@ -116,6 +116,7 @@ impl ConnTable {
         let h = self.template_hash_of(&conn);
         let id = self.place(conn, OrigKey::Skip, false, Some(h))?;
         self.loads[t.dest.index()].persistent += 1;
+        self.note_binding(&conn, true);
         Ok(ConnId(id))
     }
 

@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
+use super::hop::{Hop, HopStamp};
 use super::laddr::{LocalPorts, PortRange};
 use super::snapshot::{AddrRole, SnapDest, Snapshot};
 use super::stats::FwdStats;
-use super::xmit::{xmit, Hop, HopStamp};
+use super::xmit::xmit;
 use super::{DropReason, Topology, Verdict, BURST};
 use crate::buf::PacketBuf;
 use crate::conn::{
@@ -18,7 +19,7 @@ use crate::conn::{NewTemplate, TemplateKey};
 use crate::flow::{Addr, FlowKey, Proto};
 use crate::model::FwdMode;
 use crate::rss::{RetaMap, Toeplitz};
-use crate::sched::{schedule, SchedInput, SchedState};
+use crate::sched::{schedule, DestId, SchedInput, SchedState};
 use crate::wire::{ip_proto, parse_frame, Frag, L3Kind, ParsedFrame};
 
 /// Where replies to this core's FullNAT connections must arrive: the NIC's RSS hash and
@@ -85,6 +86,8 @@ pub struct Forwarder {
     pub(super) hops: Box<[Hop]>,
     /// What `hops` are valid under, refreshed when `process` or `process_burst` starts.
     pub(super) hop_stamp: HopStamp,
+    /// The real-server slots whose hop is marked mixed (`hop.rs`); usually none.
+    pub(super) mixed: Vec<DestId>,
     pub(super) lports: LocalPorts,
     pub(super) stats: Arc<FwdStats>,
     ip_id: u16,
@@ -114,6 +117,7 @@ impl Forwarder {
             // One slot per real server, and the last for replies' next hop (see `xmit.rs`).
             hops: vec![Hop::NONE; cfg.table.dest_capacity as usize + 1].into_boxed_slice(),
             hop_stamp: HopStamp::new(),
+            mixed: Vec::new(),
             lports: LocalPorts::new(cfg.ports, rss),
             stats: Arc::new(stats),
             ip_id: (cfg.table.core).wrapping_mul(0x9e37),
@@ -192,6 +196,7 @@ impl Forwarder {
                 }
             }
         }
+        self.bind_dests(snap);
         self.conns.set_timeouts(*snap.timeouts());
         self.lports.set_addrs(snap.local_addrs());
         self.generation = snap.generation();
@@ -240,14 +245,18 @@ impl Forwarder {
     pub fn expire(&mut self, now_ms: u64, budget: usize) -> Expired {
         let lports = &mut self.lports;
         let stats = &self.stats;
-        self.conns.expire(now_ms, budget, |_, c| {
+        let expired = self.conns.expire(now_ms, budget, |_, c| {
             if c.mode == FwdMode::FullNat && !c.is_template() && !c.is_alias() {
                 lports.free(&c.local, c.lport);
             }
             if !c.is_template() {
                 stats.expired.inc();
             }
-        })
+        });
+        if !self.mixed.is_empty() {
+            self.refresh_mixed();
+        }
+        expired
     }
 
     /// The next IPv4 identification for a header we emit.

@@ -29,6 +29,7 @@
 mod burst;
 mod fast;
 mod forwarder;
+mod hop;
 mod icmp;
 mod laddr;
 mod rewrite;

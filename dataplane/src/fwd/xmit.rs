@@ -2,6 +2,7 @@
 //! decision (route, MACs, or a neighbour to resolve), as IPVS's `ip_vs_*_xmit` functions do.
 
 use super::forwarder::Forwarder;
+use super::hop::{Hop, HopStamp};
 use super::rewrite::{fullnat_head_v4_summed, nat, nat_head_v4_summed, set_macs};
 use super::snapshot::{SnapDest, Snapshot};
 use super::{DropReason, Route, Topology, Verdict};
@@ -14,98 +15,6 @@ use crate::wire::icmpv4::emit_frag_needed;
 use crate::wire::ipip::{encapsulate, OVERHEAD};
 use crate::wire::ipv4::Ipv4Packet;
 use crate::wire::{EmitError, Ipv4TcpHead, L3Kind, MacAddr, ParsedFrame};
-
-/// The egress towards one real server, valid while the forwarder's hop stamp is the one
-/// recorded (it moves whenever the snapshot generation or the topology's epoch does, see
-/// [`HopStamp`]). The forwarder keeps one per real server slot, and one more, the last, for the
-/// next hop of replies ([`reply_to`]).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Hop {
-    stamp: u64,
-    /// The real server's address (a slot may change hands between snapshots, and connections
-    /// of the slot's previous server may live on).
-    addr: Addr,
-    port: u16,
-    /// The Ethernet header's first 12 bytes: destination (next hop) and source MAC.
-    macs: [u8; 12],
-}
-
-impl Hop {
-    /// A hop that matches nothing (no stamp is 0).
-    pub(super) const NONE: Hop = Hop {
-        stamp: 0,
-        addr: Addr::UNSPECIFIED,
-        port: 0,
-        macs: [0; 12],
-    };
-
-    /// True when the hop was recorded for `addr` under `stamp`.
-    #[inline(always)]
-    fn holds(&self, stamp: u64, addr: &Addr) -> bool {
-        self.stamp == stamp && self.addr == *addr
-    }
-
-    /// The egress port.
-    #[inline(always)]
-    pub(super) fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Sets the frame's MACs to the hop's.
-    #[inline(always)]
-    pub(super) fn set_macs(&self, frame: &mut [u8]) {
-        if let Some(h) = frame.first_chunk_mut::<12>() {
-            *h = self.macs;
-        }
-    }
-}
-
-/// The number a cached [`Hop`] is checked against: it moves whenever the snapshot generation
-/// or the topology's epoch ([`Topology::epoch`]) does, so that a packet compares one word, read
-/// once per call of the forwarder, instead of two, one of them behind the topology.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct HopStamp {
-    key: (u64, Option<u64>),
-    current: u64,
-    next: u64,
-}
-
-impl HopStamp {
-    /// The stamp while the topology allows no caching: no hop holds it (none is recorded).
-    pub(super) const OFF: u64 = u64::MAX;
-
-    /// Before the first snapshot: caching off.
-    pub(super) const fn new() -> HopStamp {
-        HopStamp {
-            key: (0, None),
-            current: Self::OFF,
-            next: 1,
-        }
-    }
-
-    /// The stamp for snapshot `generation` under topology epoch `epoch`: the last one while
-    /// neither moved, else a new one (never 0, [`Hop::NONE`]'s), or [`HopStamp::OFF`].
-    #[inline(always)]
-    pub(super) fn refresh(&mut self, generation: u64, epoch: Option<u64>) -> u64 {
-        if (generation, epoch) != self.key {
-            self.key = (generation, epoch);
-            self.current = match epoch {
-                Some(_) => {
-                    self.next += 1;
-                    self.next - 1
-                }
-                None => Self::OFF,
-            };
-        }
-        self.current
-    }
-
-    /// The stamp [`HopStamp::refresh`] last returned.
-    #[inline(always)]
-    pub(super) fn current(&self) -> u64 {
-        self.current
-    }
-}
 
 /// The first 12 bytes of an Ethernet header: `dst` then `src`.
 fn mac_pair(dst: MacAddr, src: MacAddr) -> [u8; 12] {
@@ -381,7 +290,7 @@ fn reply_to_into<T: Topology + ?Sized>(
         return;
     };
     if let (Some(_), Some(m)) = (topo.epoch(), hops.last()) {
-        if m.holds(stamp, &route.next_hop) && m.port == route.port {
+        if m.holds_for(stamp, &route.next_hop) && m.port == route.port {
             m.set_macs(frame);
             *v = Verdict::Forward { port: m.port };
             return;
@@ -451,9 +360,10 @@ enum Way {
     Route(Route),
 }
 
-/// The cached egress towards real server `real` in slot `dest`, if it was recorded for that
-/// address under `stamp`. (`topo` only says whether it caches at all, which for a given
-/// topology type is known when this is compiled: the check costs nothing.)
+/// The cached egress towards real server `real` in slot `dest`, if it was recorded under
+/// `stamp`: by the slot's address, which is `real`'s unless the slot is mixed, and then nothing
+/// is cached (`hop.rs`). (`topo` only says whether it caches at all, which for a given topology
+/// type is known when this is compiled: the check costs nothing.)
 #[inline(always)]
 pub(super) fn cached_hop<T: Topology + ?Sized>(
     hops: &[Hop],
@@ -464,7 +374,13 @@ pub(super) fn cached_hop<T: Topology + ?Sized>(
 ) -> Option<Hop> {
     topo.epoch()?;
     let h = hops.get(dest.index())?;
-    h.holds(stamp, real).then_some(*h)
+    let hit = h.holds(stamp);
+    debug_assert!(
+        !hit || h.addr == *real,
+        "slot {dest:?}: hop for {:?}, not {real:?}",
+        h.addr
+    );
+    hit.then_some(*h)
 }
 
 /// [`egress`] along `route` towards real server `real` in slot `dest`, recording the hop in
@@ -498,7 +414,7 @@ fn egress_recording<T: Topology + ?Sized>(
     // `topo.epoch()` as well as the stamp: for a topology type that never caches, this is
     // known when it is compiled, and the recording goes.
     let caching = topo.epoch().is_some() && stamp != HopStamp::OFF;
-    if let (Some(mac), Some(h), true) = (mac, slot, caching) {
+    if let (Some(mac), Some(h), true) = (mac, slot.filter(|h| h.may_record()), caching) {
         *h = Hop {
             stamp,
             addr,
@@ -646,41 +562,5 @@ impl Forwarder {
         dst.copy_from_slice(msg);
         self.stats.frag_needed_sent.inc();
         egress(topo, frame, &route)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn test_hop_stamp_moves_with_generation_and_epoch() {
-        let mut s = HopStamp::new();
-        assert_eq!(s.current(), HopStamp::OFF);
-        let a = s.refresh(1, Some(7));
-        assert_ne!(a, 0, "0 is Hop::NONE's");
-        assert_ne!(a, HopStamp::OFF);
-        assert_eq!(s.refresh(1, Some(7)), a, "unchanged: the same stamp");
-        let b = s.refresh(1, Some(8));
-        let c = s.refresh(2, Some(8));
-        assert!(a != b && b != c && a != c);
-        // Caching off, then back to an earlier pair: a fresh stamp, so nothing recorded
-        // before holds again.
-        assert_eq!(s.refresh(2, None), HopStamp::OFF);
-        let d = s.refresh(1, Some(7));
-        assert!(![a, b, c, HopStamp::OFF].contains(&d));
-        assert_eq!(s.current(), d);
-        // A hop holds only its own stamp and address; NONE holds nothing a real server has.
-        let real = Addr::v4([10, 0, 0, 1]);
-        let hop = Hop {
-            stamp: d,
-            addr: real,
-            port: 1,
-            macs: [0; 12],
-        };
-        assert!(hop.holds(d, &real));
-        assert!(!hop.holds(c, &real) && !hop.holds(HopStamp::OFF, &real));
-        assert!(!hop.holds(d, &Addr::v4([10, 0, 0, 2])));
-        assert!(!Hop::NONE.holds(HopStamp::OFF, &real) && !Hop::NONE.holds(d, &real));
     }
 }

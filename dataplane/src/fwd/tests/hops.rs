@@ -1,10 +1,13 @@
 //! The per-real-server egress cache: used while (snapshot generation, topology epoch) holds,
-//! refreshed when either changes, never used without an epoch.
+//! refreshed when either changes, never used without an epoch, never used for a slot shared by
+//! two real servers' connections.
 
 use std::cell::Cell;
 
 use super::*;
+use crate::conn::tcp_flags;
 use crate::fwd::DropReason;
+use crate::prefetch::NoPrefetch;
 
 /// The test topology with a neighbour table that can change, and an epoch.
 struct Changing {
@@ -241,4 +244,92 @@ fn test_reply_next_hop_follows_epoch_and_generation() {
     t.epoch.set(None);
     t.mac.set(Some(MAC_ROUTER));
     assert_eq!(reply(&mut f, &snap2, 1001), (fwd0, via(MAC_ROUTER)));
+}
+
+/// The test topology with real server 2's MAC changeable, under one epoch.
+struct Moving {
+    mac2: Cell<[u8; 6]>,
+}
+
+impl Topology for Moving {
+    fn route(&self, dst: &Addr) -> Option<Route> {
+        Topo.route(dst)
+    }
+
+    fn neighbour(&self, port: u16, ip: &Addr) -> Option<MacAddr> {
+        if *ip == rip(2) {
+            return Some(MacAddr(self.mac2.get()));
+        }
+        Topo.neighbour(port, ip)
+    }
+
+    fn epoch(&self) -> Option<u64> {
+        Some(1)
+    }
+}
+
+/// A slot handed to another real server while a connection of the previous one lives on: each
+/// connection's packets still reach its own server, one by one and in bursts, and nothing is
+/// cached for the slot until the old connection is gone; then the new server's hop is cached.
+#[test]
+fn test_slot_given_to_another_server_while_connections_live() {
+    let t = Moving {
+        mac2: Cell::new(rs_mac(2)),
+    };
+    let packet = |sport: u16, flags: u8| {
+        frame(
+            MAC_P0,
+            MAC_ROUTER,
+            CLIENT,
+            VIP,
+            64,
+            tcp(sport, 80, flags),
+            b"",
+        )
+    };
+    let send = |f: &mut Forwarder, snap: &Snapshot, frame: &[u8]| {
+        let mut b = VecBuf::new(frame);
+        let v = f.process(snap, &t, 0, &mut b, 1000);
+        let mut mac = [0; 6];
+        mac.copy_from_slice(&b.frame()[..6]);
+        (v, mac)
+    };
+    let fwd1 = Verdict::Forward { port: 1 };
+    let mut f = forwarder();
+    let before = snapshot(Proto::Tcp, VIP, 80, None, &[rs(5, rip(1), 80, FwdMode::Dr)]);
+    assert_eq!(send(&mut f, &before, &packet(1000, SYN)), (fwd1, rs_mac(1)));
+    assert!(f.mixed_dests().is_empty());
+    // Slot 5 goes to real server 2; the connection to server 1 stays.
+    let after = snapshot(Proto::Tcp, VIP, 80, None, &[rs(5, rip(2), 80, FwdMode::Dr)]);
+    assert_eq!(send(&mut f, &after, &packet(1000, ACK)), (fwd1, rs_mac(1)));
+    assert_eq!(f.mixed_dests(), [DestId(5)]);
+    assert_eq!(send(&mut f, &after, &packet(1001, SYN)), (fwd1, rs_mac(2)));
+    let frames = [1000, 1001, 1000, 1001, 1001, 1000].map(|p| packet(p, ACK));
+    let mut bufs: Vec<VecBuf> = frames.iter().map(|fr| VecBuf::new(fr)).collect();
+    let mut v = [Verdict::Drop(DropReason::Malformed); 6];
+    f.process_burst(&after, &t, &NoPrefetch, 0, &mut bufs, &mut v, 1000);
+    let macs: Vec<&[u8]> = bufs.iter().map(|b| &b.frame()[..6]).collect();
+    let (one, two) = (&rs_mac(1)[..], &rs_mac(2)[..]);
+    assert_eq!(macs, [one, two, one, two, two, one]);
+    assert!(v.iter().all(|v| *v == fwd1));
+    // While the slot is mixed nothing is cached: a new MAC shows at once.
+    t.mac2.set([2, 0, 0, 0, 9, 9]);
+    assert_eq!(
+        send(&mut f, &after, &packet(1001, ACK)).1,
+        [2, 0, 0, 0, 9, 9]
+    );
+    t.mac2.set(rs_mac(2));
+    // The old connection resets and expires (CLOSE: 10 s); the new one is established.
+    assert_eq!(
+        send(&mut f, &after, &packet(1000, tcp_flags::RST)).1,
+        rs_mac(1)
+    );
+    f.expire(1000 + 11_000, 16);
+    assert_eq!(f.conns().len(), 1);
+    assert!(f.mixed_dests().is_empty());
+    // The slot's hop is cached again: recorded by the next packet, then kept while the epoch
+    // and the generation hold.
+    assert_eq!(send(&mut f, &after, &packet(1001, ACK)), (fwd1, rs_mac(2)));
+    t.mac2.set([2, 0, 0, 0, 9, 9]);
+    assert_eq!(send(&mut f, &after, &packet(1001, ACK)), (fwd1, rs_mac(2)));
 }
