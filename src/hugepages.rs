@@ -44,12 +44,16 @@ pub fn back_conn_table(worker: u16, fwd: &Forwarder) -> Backed {
     }
     let after = mem::anon_huge_bytes().ok();
     let mib = |n: u64| n as f64 / f64::from(1 << 20);
+    let total: usize = fwd.conns().memory_regions().iter().map(|r| r.1).sum();
     log::info!(
         "worker {worker}: connection table huge pages: {:.0} MiB collapsed, {:.0} MiB advised of \
-         {:.0} MiB eligible (process AnonHugePages {} -> {} MiB)",
+         {:.0} MiB eligible, {:.1} MiB of the {:.0} MiB table on small pages (used last) \
+         (process AnonHugePages {} -> {} MiB)",
         mib(b.collapsed),
         mib(b.advised),
         mib(b.eligible),
+        mib(total as u64 - b.eligible),
+        mib(total as u64),
         before.map_or("?".into(), |v| format!("{:.0}", mib(v))),
         after.map_or("?".into(), |v| format!("{:.0}", mib(v))),
     );

@@ -29,6 +29,7 @@ mod entry;
 mod hash;
 mod index;
 mod lookup;
+mod memory;
 pub mod state;
 mod table;
 pub mod template;

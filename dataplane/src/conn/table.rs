@@ -13,6 +13,7 @@ use super::bind::SlotBinding;
 use super::entry::{flag, Conn, Entry, NewConn};
 use super::hash::{random_seed, v4_prefix};
 use super::index::Index;
+use super::memory::huge_aligned_start;
 use super::state::ConnState;
 use super::wheel::{Link, Wheel, NIL};
 use super::{ConnId, Dir, InsertError};
@@ -139,13 +140,17 @@ impl ConnTable {
             cap
         ]
         .into_boxed_slice();
-        for (i, e) in slab.iter_mut().enumerate() {
-            e.conn.flags = 0;
-            e.link.next = if i + 1 < cap { i as u32 + 1 } else { NIL };
+        // The free list hands out the entries of the slab's 2 MiB-aligned interior first (the
+        // part the daemon backs with huge pages), then its tail, then its head.
+        let first = huge_aligned_start(&slab);
+        for i in 0..cap {
+            let next = (i + 1) % cap;
+            slab[i].conn.flags = 0;
+            slab[i].link.next = if next == first { NIL } else { next as u32 };
         }
         ConnTable {
             slab,
-            free: 0,
+            free: first as u32,
             len: 0,
             // Two keys per connection at most, in 2.5 slots: at most 80 % full.
             index: Index::new(cap.div_ceil(4)),
@@ -177,21 +182,6 @@ impl ConnTable {
     #[inline]
     pub fn capacity(&self) -> usize {
         self.slab.len()
-    }
-
-    /// Bytes per entry including its share of the index: 112 + 16 = 128 when the capacity is a
-    /// multiple of 4.
-    pub fn bytes_per_conn(&self) -> usize {
-        std::mem::size_of::<Entry>() + self.index.memory_bytes() / self.capacity()
-    }
-
-    /// All bytes held: slab, index, wheel, load counts and slot bindings.
-    pub fn memory_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.slab)
-            + self.index.memory_bytes()
-            + self.wheel.memory_bytes()
-            + std::mem::size_of_val(&*self.loads)
-            + std::mem::size_of_val(&*self.bindings)
     }
 
     /// The core this table belongs to.
@@ -439,17 +429,6 @@ impl ConnTable {
             self.release_template(t.0);
         }
     }
-
-    /// The slab's and the index's memory as `(address, bytes)`, e.g. to back them with huge pages.
-    pub fn memory_regions(&self) -> [(usize, usize); 2] {
-        [
-            (
-                self.slab.as_ptr() as usize,
-                std::mem::size_of_val(&*self.slab),
-            ),
-            self.index.region(),
-        ]
-    }
 }
 
 /// The state a new connection starts in.
@@ -466,24 +445,6 @@ mod tests {
     use crate::conn::testutil::{new_conn, table};
     use crate::model::FwdMode;
     use crate::sched::DestId;
-
-    #[test]
-    fn test_bytes_per_conn() {
-        let t = table(1024);
-        assert_eq!(std::mem::size_of::<Entry>(), 112);
-        // 1024 entries share 256 buckets of 64 bytes: 16 bytes each.
-        assert_eq!(t.bytes_per_conn(), 128);
-        assert!(t.bytes_per_conn() <= 128);
-        assert_eq!(
-            t.memory_bytes(),
-            1024 * 112
-                + 256 * 64
-                + 4096 * 4
-                + 4 * (std::mem::size_of::<DestLoad>() + std::mem::size_of::<SlotBinding>())
-        );
-        assert_eq!(std::mem::size_of::<SlotBinding>(), 20);
-        assert_eq!(t.capacity(), 1024);
-    }
 
     #[test]
     fn test_exists() {
