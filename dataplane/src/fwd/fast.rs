@@ -104,10 +104,13 @@ impl Forwarder {
         let ip_len = Ipv4TcpHead::ip_len_of(frame).unwrap_or(h.ip_len);
         self.stats.traffic(c.svc, c.dest.0, dir, u64::from(ip_len));
         // One jump on the mode (FullNAT's client packets in an arm of their own make the
-        // compiler build it, which saved DR and FullNAT three and six instructions).
+        // compiler build it, which saved DR and FullNAT three and six instructions). A DR
+        // connection indexes no reply key, so its packets are the client's: its arm does not
+        // test the direction.
+        debug_assert!(inbound || c.mode != FwdMode::Dr);
         let (hops, stamp) = (&mut self.hops, self.hop_stamp.current());
         match (c.mode, inbound) {
-            (FwdMode::Dr, true) => to_real_into(hops, stamp, topo, frame, c.dest, &c.real, v),
+            (FwdMode::Dr, _) => to_real_into(hops, stamp, topo, frame, c.dest, &c.real, v),
             (FwdMode::FullNat, true) => rewritten(hops, stamp, topo, frame, &h, c, dir, v),
             (FwdMode::Tun, true) => {
                 let (dest, real) = (c.dest, c.real);
