@@ -8,7 +8,7 @@
 //! server while connections of the previous one live on). A mixed slot's hop is marked
 //! [`Hop::MIXED`], which no stamp matches and no packet overwrites, so its packets take the
 //! route and neighbour lookups until the old connections are gone. The last hop, for the next
-//! hop of replies, does compare its address (a client's).
+//! hop of replies, does compare its address (the next hop's: replies go to many clients).
 
 use super::forwarder::Forwarder;
 use super::snapshot::Snapshot;

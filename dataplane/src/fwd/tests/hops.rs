@@ -43,32 +43,34 @@ impl Topology for Changing {
     }
 }
 
-fn ack(sport: u16) -> Vec<u8> {
+/// The client's packet from port `sport` to the VIP with TCP flags `flags`.
+fn packet(sport: u16, flags: u8) -> Vec<u8> {
     frame(
         MAC_P0,
         MAC_ROUTER,
         CLIENT,
         VIP,
         64,
-        tcp(sport, 80, ACK),
+        tcp(sport, 80, flags),
         b"",
     )
+}
+
+fn ack(sport: u16) -> Vec<u8> {
+    packet(sport, ACK)
 }
 
 fn syn(sport: u16) -> Vec<u8> {
-    frame(
-        MAC_P0,
-        MAC_ROUTER,
-        CLIENT,
-        VIP,
-        64,
-        tcp(sport, 80, SYN),
-        b"",
-    )
+    packet(sport, SYN)
 }
 
 /// Forwards `f` and returns the verdict and the destination MAC written.
-fn send(f: &mut Forwarder, snap: &Snapshot, t: &Changing, frame: &[u8]) -> (Verdict, [u8; 6]) {
+fn send<T: Topology>(
+    f: &mut Forwarder,
+    snap: &Snapshot,
+    t: &T,
+    frame: &[u8],
+) -> (Verdict, [u8; 6]) {
     let mut b = VecBuf::new(frame);
     let v = f.process(snap, t, 0, &mut b, 1000);
     let mut mac = [0; 6];
@@ -276,24 +278,7 @@ fn test_slot_given_to_another_server_while_connections_live() {
     let t = Moving {
         mac2: Cell::new(rs_mac(2)),
     };
-    let packet = |sport: u16, flags: u8| {
-        frame(
-            MAC_P0,
-            MAC_ROUTER,
-            CLIENT,
-            VIP,
-            64,
-            tcp(sport, 80, flags),
-            b"",
-        )
-    };
-    let send = |f: &mut Forwarder, snap: &Snapshot, frame: &[u8]| {
-        let mut b = VecBuf::new(frame);
-        let v = f.process(snap, &t, 0, &mut b, 1000);
-        let mut mac = [0; 6];
-        mac.copy_from_slice(&b.frame()[..6]);
-        (v, mac)
-    };
+    let send = |f: &mut Forwarder, snap: &Snapshot, frame: &[u8]| send(f, snap, &t, frame);
     let fwd1 = Verdict::Forward { port: 1 };
     let mut f = forwarder();
     let before = snapshot(Proto::Tcp, VIP, 80, None, &[rs(5, rip(1), 80, FwdMode::Dr)]);
