@@ -2,13 +2,14 @@
 //! with, valid under one [`HopStamp`], so that an established packet needs neither a route nor
 //! a neighbour lookup.
 //!
-//! A slot's hop is recorded for the address the slot is bound to, and a packet compares no
-//! address with it: every connection on a slot goes to that address, except while the slot is
-//! *mixed* ([`crate::conn::ConnTable::dest_mixed`]: the control plane gave the slot to another
-//! server while connections of the previous one live on). A mixed slot's hop is marked
-//! [`Hop::MIXED`], which no stamp matches and no packet overwrites, so its packets take the
-//! route and neighbour lookups until the old connections are gone. The last hop, for the next
-//! hop of replies, does compare its address (the next hop's: replies go to many clients).
+//! A slot's hop is recorded for the address the slot is bound to, and the fast path compares
+//! no address with it: every connection on a slot goes to that address, except while the slot
+//! is *mixed* ([`crate::conn::ConnTable::dest_mixed`]: the control plane gave the slot to
+//! another server while connections of the previous one live on). A mixed slot's hop carries
+//! [`Hop::MIXED`], so that no stamp the fast path compares matches it; its packets take the
+//! out-of-line path, which compares the address as well ([`Hop::holds_mixed`]), as every hop
+//! did before slots were bound. The last hop, for the next hop of replies, also compares its
+//! address (the next hop's: replies go to many clients).
 
 use super::forwarder::Forwarder;
 use super::snapshot::Snapshot;
@@ -38,9 +39,10 @@ impl Hop {
         macs: [0; 12],
     };
 
-    /// The stamp of a mixed slot's hop: [`HopStamp`] never issues it, so it matches no packet,
-    /// and nothing is recorded over it.
-    pub(super) const MIXED: u64 = u64::MAX - 1;
+    /// The bit of a mixed slot's stamp: [`HopStamp`] never issues a stamp with it, so the
+    /// fast path's compare fails, while the rest of the word is the stamp the hop was recorded
+    /// under (0: none).
+    pub(super) const MIXED: u64 = 1 << 63;
 
     /// True when the hop was recorded under `stamp` (a real server's slot).
     #[inline(always)]
@@ -54,10 +56,16 @@ impl Hop {
         self.stamp == stamp && self.addr == *addr
     }
 
-    /// True unless the slot is mixed.
+    /// True when the hop of a mixed slot was recorded for `addr` under `stamp`.
     #[inline(always)]
-    pub(super) fn may_record(&self) -> bool {
-        self.stamp != Self::MIXED
+    pub(super) fn holds_mixed(&self, stamp: u64, addr: &Addr) -> bool {
+        self.stamp == stamp | Self::MIXED && self.addr == *addr
+    }
+
+    /// The stamp to record a hop under in this slot: `stamp`, with the slot's mixed bit kept.
+    #[inline(always)]
+    pub(super) fn stamp_to_record(&self, stamp: u64) -> u64 {
+        stamp | (self.stamp & Self::MIXED)
     }
 
     /// The egress port.
@@ -99,7 +107,7 @@ impl HopStamp {
     }
 
     /// The stamp for snapshot `generation` under topology epoch `epoch`: the last one while
-    /// neither moved, else a new one (never 0, [`Hop::NONE`]'s, nor [`Hop::MIXED`]), or
+    /// neither moved, else a new one (never 0, [`Hop::NONE`]'s, nor with [`Hop::MIXED`]), or
     /// [`HopStamp::OFF`].
     #[inline(always)]
     pub(super) fn refresh(&mut self, generation: u64, epoch: Option<u64>) -> u64 {
@@ -139,20 +147,25 @@ impl Forwarder {
         self.refresh_mixed();
     }
 
-    /// Marks the hop of each slot still mixed, and frees the hop of each slot no longer mixed
-    /// (its next packet records it). Called after connections end.
+    /// Marks the hop of each slot still mixed (recording nothing yet), and frees the hop of
+    /// each slot no longer mixed (its next packet records it). Called after connections end.
     pub(super) fn refresh_mixed(&mut self) {
         let (conns, hops) = (&self.conns, &mut self.hops);
         self.mixed.retain(|&d| {
             let mixed = conns.dest_mixed(d);
             if let Some(h) = hops.get_mut(d.index()) {
-                h.stamp = if mixed { Hop::MIXED } else { Hop::NONE.stamp };
+                if !mixed {
+                    h.stamp = Hop::NONE.stamp;
+                } else if h.stamp & Hop::MIXED == 0 {
+                    h.stamp = Hop::MIXED;
+                }
             }
             mixed
         });
     }
 
-    /// The real-server slots whose hop is not cached because they are mixed.
+    /// The real-server slots that are mixed: their packets take the out-of-line path, whose
+    /// hop check compares the address.
     pub fn mixed_dests(&self) -> &[DestId] {
         &self.mixed
     }
@@ -189,14 +202,21 @@ mod tests {
             port: 1,
             macs: [0; 12],
         };
-        assert!(hop.holds(d) && hop.holds_for(d, &real) && hop.may_record());
+        assert!(hop.holds(d) && hop.holds_for(d, &real) && !hop.holds_mixed(d, &real));
+        assert_eq!(hop.stamp_to_record(c), c);
         assert!(!hop.holds(c) && !hop.holds(HopStamp::OFF));
         assert!(!hop.holds_for(d, &Addr::v4([10, 0, 0, 2])));
         assert!(!Hop::NONE.holds(HopStamp::OFF) && !Hop::NONE.holds(d));
-        let mixed = Hop {
+        // A mixed slot's hop: nothing recorded yet, then recorded under d for `real`. The fast
+        // path's compare never matches it; the address-checking one matches d and `real` only.
+        let mut mixed = Hop {
             stamp: Hop::MIXED,
             ..hop
         };
-        assert!(!mixed.holds(d) && !mixed.holds(HopStamp::OFF) && !mixed.may_record());
+        assert!(!mixed.holds(d) && !mixed.holds(HopStamp::OFF) && !mixed.holds_mixed(d, &real));
+        mixed.stamp = mixed.stamp_to_record(d);
+        assert_eq!(mixed.stamp, d | Hop::MIXED);
+        assert!(!mixed.holds(d) && !mixed.holds(HopStamp::OFF) && mixed.holds_mixed(d, &real));
+        assert!(!mixed.holds_mixed(c, &real) && !mixed.holds_mixed(d, &Addr::v4([10, 0, 0, 2])));
     }
 }

@@ -347,6 +347,10 @@ fn to_real_uncached<T: Topology + ?Sized>(
     dest: DestId,
     real: &Addr,
 ) -> Verdict {
+    if let Some(h) = mixed_hop(hops, stamp, topo, dest, real) {
+        h.set_macs(frame);
+        return Verdict::Forward { port: h.port };
+    }
     match topo.route(real) {
         Some(route) => egress_to_real(hops, stamp, topo, frame, dest, real, &route),
         None => Verdict::Drop(DropReason::NoRoute),
@@ -383,6 +387,20 @@ pub(super) fn cached_hop<T: Topology + ?Sized>(
     hit.then_some(*h)
 }
 
+/// The cached egress towards real server `real` in slot `dest` while the slot is mixed
+/// (`hop.rs`): recorded for that address under `stamp`. Out-of-line paths only.
+fn mixed_hop<T: Topology + ?Sized>(
+    hops: &[Hop],
+    stamp: u64,
+    topo: &T,
+    dest: DestId,
+    real: &Addr,
+) -> Option<Hop> {
+    topo.epoch()?;
+    let h = hops.get(dest.index())?;
+    h.holds_mixed(stamp, real).then_some(*h)
+}
+
 /// [`egress`] along `route` towards real server `real` in slot `dest`, recording the hop in
 /// the cache when the topology allows caching and the next hop's MAC is known.
 #[inline(always)]
@@ -414,9 +432,9 @@ fn egress_recording<T: Topology + ?Sized>(
     // `topo.epoch()` as well as the stamp: for a topology type that never caches, this is
     // known when it is compiled, and the recording goes.
     let caching = topo.epoch().is_some() && stamp != HopStamp::OFF;
-    if let (Some(mac), Some(h), true) = (mac, slot.filter(|h| h.may_record()), caching) {
+    if let (Some(mac), Some(h), true) = (mac, slot, caching) {
         *h = Hop {
-            stamp,
+            stamp: h.stamp_to_record(stamp),
             addr,
             port: route.port,
             macs: mac_pair(mac, route.mac),
@@ -473,7 +491,9 @@ impl Forwarder {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
         // The cached hop spares the route and neighbour lookups, as for the other modes.
-        let way = match cached_hop(&self.hops, self.hop_stamp.current(), topo, dest, real) {
+        let (hops, stamp) = (&self.hops, self.hop_stamp.current());
+        let hop = cached_hop(hops, stamp, topo, dest, real);
+        let way = match hop.or_else(|| mixed_hop(hops, stamp, topo, dest, real)) {
             Some(h) => Way::Cached(h),
             None => match topo.route(real) {
                 Some(r) => Way::Route(r),

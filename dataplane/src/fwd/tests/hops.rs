@@ -271,8 +271,8 @@ impl Topology for Moving {
 }
 
 /// A slot handed to another real server while a connection of the previous one lives on: each
-/// connection's packets still reach its own server, one by one and in bursts, and nothing is
-/// cached for the slot until the old connection is gone; then the new server's hop is cached.
+/// connection's packets still reach its own server, one by one and in bursts; the slot's hop
+/// is checked by address until the old connection is gone, then by its stamp alone.
 #[test]
 fn test_slot_given_to_another_server_while_connections_live() {
     let t = Moving {
@@ -297,12 +297,15 @@ fn test_slot_given_to_another_server_while_connections_live() {
     let (one, two) = (&rs_mac(1)[..], &rs_mac(2)[..]);
     assert_eq!(macs, [one, two, one, two, two, one]);
     assert!(v.iter().all(|v| *v == fwd1));
-    // While the slot is mixed nothing is cached: a new MAC shows at once.
+    // While the slot is mixed, its hop is cached for one address at a time and checked by
+    // address: server 2's MAC changes unseen while its hop holds (the epoch has not moved) ...
+    assert_eq!(send(&mut f, &after, &packet(1001, ACK)).1, rs_mac(2));
     t.mac2.set([2, 0, 0, 0, 9, 9]);
-    assert_eq!(
-        send(&mut f, &after, &packet(1001, ACK)).1,
-        [2, 0, 0, 0, 9, 9]
-    );
+    assert_eq!(send(&mut f, &after, &packet(1001, ACK)).1, rs_mac(2));
+    // ... and a packet of server 1 takes the hop over, so server 2's is looked up again.
+    assert_eq!(send(&mut f, &after, &packet(1000, ACK)).1, rs_mac(1));
+    let moved = [2, 0, 0, 0, 9, 9];
+    assert_eq!(send(&mut f, &after, &packet(1001, ACK)).1, moved);
     t.mac2.set(rs_mac(2));
     // The old connection resets and expires (CLOSE: 10 s); the new one is established.
     assert_eq!(
@@ -312,8 +315,8 @@ fn test_slot_given_to_another_server_while_connections_live() {
     f.expire(1000 + 11_000, 16);
     assert_eq!(f.conns().len(), 1);
     assert!(f.mixed_dests().is_empty());
-    // The slot's hop is cached again: recorded by the next packet, then kept while the epoch
-    // and the generation hold.
+    // The slot is no longer mixed: its hop is recorded by the next packet, then kept while the
+    // epoch and the generation hold.
     assert_eq!(send(&mut f, &after, &packet(1001, ACK)), (fwd1, rs_mac(2)));
     t.mac2.set([2, 0, 0, 0, 9, 9]);
     assert_eq!(send(&mut f, &after, &packet(1001, ACK)), (fwd1, rs_mac(2)));
