@@ -5,7 +5,8 @@
 //! so a re-created service or real server starts from zero, as in IPVS); `connections` asks each
 //! worker for its entries through its inbox.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -106,7 +107,41 @@ fn minus(a: Counters, base: Option<&Counters>) -> Counters {
     base.map_or(a, |b| a.since(b))
 }
 
+impl DaemonDataplane {
+    /// Slots of removed servers that some worker still holds connections or templates on,
+    /// unless avoiding them all would leave too few slots for the servers configured (then the
+    /// data plane's mixed-slot handling takes over, see `dataplane::conn::ConnTable::dest_mixed`).
+    fn held_slots(&self) -> BTreeSet<u32> {
+        let configured = self.lock().dests.clone();
+        let mut held = BTreeSet::new();
+        let mut capacity = usize::MAX;
+        for w in &self.workers {
+            let slots = &w.counters.held;
+            capacity = capacity.min(slots.len());
+            for (i, n) in slots.iter().enumerate() {
+                if n.load(Ordering::Relaxed) > 0 && !configured.contains(&(i as u32)) {
+                    held.insert(i as u32);
+                }
+            }
+        }
+        let configured = configured.len();
+        if configured + held.len() >= capacity {
+            warn!(
+                "{} real-server slots still hold connections of removed servers and {configured} \
+                 are configured, of {capacity}: a new server may share a slot with them",
+                held.len()
+            );
+            return BTreeSet::new();
+        }
+        held
+    }
+}
+
 impl Dataplane for DaemonDataplane {
+    fn busy_slots(&self) -> BTreeSet<u32> {
+        self.held_slots()
+    }
+
     fn apply(&self, cfg: &Arc<control_api::Config>) {
         let mut slots = self.lock();
         let fresh = slots
@@ -307,6 +342,46 @@ impl Dataplane for DaemonDataplane {
 mod tests {
     use super::*;
     use crate::state::ServiceSlots;
+
+    #[test]
+    fn test_busy_slots_are_removed_servers_slots_still_held() {
+        let fixed = Fixed {
+            ports: Vec::new(),
+            routes: Vec::new(),
+        };
+        let first = compile(
+            &control_api::Config::default(),
+            &fixed,
+            &ServiceSlots::default(),
+        )
+        .unwrap();
+        let views: Vec<WorkerView> = (0..2)
+            .map(|_| WorkerView {
+                fwd: Arc::new(FwdStats::new(0, 0)),
+                counters: Arc::new(WorkerCounters::new(8)),
+                neigh: Arc::new(NeighStats::default()),
+            })
+            .collect();
+        views[0].counters.held[5].store(1, Ordering::Relaxed);
+        views[1].counters.held[2].store(3, Ordering::Relaxed);
+        views[1].counters.held[6].store(2, Ordering::Relaxed);
+        let dp = DaemonDataplane::new(
+            Arc::new(Shared::new(first, 2)),
+            fixed,
+            views,
+            Vec::new().into(),
+            Vec::new(),
+            64,
+        );
+        // Slot 6 is configured: only the others are a removed server's.
+        dp.lock().dests = [6, 7].into();
+        assert_eq!(dp.busy_slots(), [2, 5].into());
+        // Avoiding every held slot would leave none for a new server among 8: none is avoided.
+        for (i, n) in dp.workers[0].counters.held.iter().enumerate() {
+            n.store(u32::from(i != 6 && i != 7), Ordering::Relaxed);
+        }
+        assert_eq!(dp.busy_slots(), BTreeSet::new());
+    }
 
     #[test]
     fn test_stats_reports_forwarder_counters_per_worker() {

@@ -2,7 +2,8 @@
 //! exchanges a line every 50 ms with an echo server while `ironvsadm` adds a third real server,
 //! changes a weight and finally drains (weight 0) the server that connection is on. The
 //! connection must never break or lose an echo; new connections must follow the new weights,
-//! reach the new server and avoid the drained one.
+//! reach the new server and avoid the drained one. Last, the drained server is replaced while
+//! the connection lives on, and its successor must get a counter slot of its own.
 
 mod common;
 
@@ -195,6 +196,31 @@ mode = "dr"
         "drained {held} got new connections: {names:?}"
     );
     assert!(names.contains_key("rs3"), "{names:?}");
+    wait_progress(&mut lab, client);
+    wait_progress(&mut lab, client);
+
+    // Replace the drained server while its connection lives on: the new server must not get
+    // the old one's counter slot (its counters, ActiveConn and load would start with the old
+    // server's connection in them), and that connection still reaches its server.
+    let rs_path = |addr: &str| {
+        let vip = lvs::SEG_VIP;
+        format!("/api/v1/services/tcp/{vip}/{PORT}/real-servers/{addr}/{PORT}")
+    };
+    let slot = |lab: &Lab, addr: &str| {
+        let rs = lvs::api_get(lab, &seg.director, &rs_path(addr));
+        rs["slot"].as_u64().unwrap_or_else(|| panic!("{rs}"))
+    };
+    let held_ip = held_addr.split_once(':').unwrap().0;
+    let old_slot = slot(&lab, held_ip);
+    lvs::ironvsadm(&lab, &seg.director, &["-d", "-t", &svc, "-r", held_addr]);
+    let new_rs = "192.0.2.14:7000";
+    lvs::ironvsadm(
+        &lab,
+        &seg.director,
+        &["-a", "-t", &svc, "-r", new_rs, "-g", "-w", "1"],
+    );
+    let new_slot = slot(&lab, "192.0.2.14");
+    assert_ne!(new_slot, old_slot, "{new_rs} took {held_addr}'s slot");
     wait_progress(&mut lab, client);
     wait_progress(&mut lab, client);
 

@@ -7,7 +7,10 @@
 //!
 //! Each real server holds a [`DestId`] slot, unique across all services. A server keeps its slot
 //! while it exists (edits do not move it), so the data plane's per-core counters indexed by slot
-//! survive configuration changes; a freed slot is reused by the next server added.
+//! survive configuration changes; a freed slot is reused by the next server added, unless the
+//! data plane still has connections on it ([`Config::set_busy_slots`]): a removed server's
+//! connections live on until they end, and a new server sharing their slot would share their
+//! counters, their ActiveConn/InActConn and the load the lc/wlc schedulers weigh.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,12 +38,24 @@ pub struct ServiceEntry {
 }
 
 /// The complete desired configuration published to the data plane.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Config {
     services: BTreeMap<ServiceKey, ServiceEntry>,
     laddrs: BTreeSet<LocalAddr>,
     timeouts: Timeouts,
+    /// Slots the data plane still has connections on: not part of the configuration (neither
+    /// compared nor saved), only avoided when a slot is allocated.
+    busy: BTreeSet<u32>,
 }
+
+impl PartialEq for Config {
+    fn eq(&self, other: &Config) -> bool {
+        (&self.services, &self.laddrs, &self.timeouts)
+            == (&other.services, &other.laddrs, &other.timeouts)
+    }
+}
+
+impl Eq for Config {}
 
 impl Config {
     /// Services in ipvsadm's sort order.
@@ -77,10 +92,17 @@ impl Config {
         self.services.values().flat_map(|s| s.real_servers.values())
     }
 
+    /// Tells the slot allocator which slots the data plane still has connections on (the
+    /// store asks the data plane before every change).
+    pub fn set_busy_slots(&mut self, busy: BTreeSet<u32>) {
+        self.busy = busy;
+    }
+
+    /// The lowest slot neither in use nor busy.
     fn alloc_slot(&self) -> DestId {
         let used: BTreeSet<u32> = self.all_reals().map(|r| r.slot.0).collect();
         let mut slot = 0;
-        while used.contains(&slot) {
+        while used.contains(&slot) || self.busy.contains(&slot) {
             slot += 1;
         }
         DestId(slot)
@@ -302,6 +324,35 @@ mod tests {
             DestId(0)
         );
         assert_eq!(c.slot_bound(), 3);
+    }
+
+    #[test]
+    fn test_busy_slots_are_not_handed_out() {
+        let mut c = Config::default();
+        let a = svc("192.0.2.1", 80);
+        let k = a.key;
+        c.add_service(a, vec![rs("10.0.0.1", 80, 1), rs("10.0.0.2", 80, 1)])
+            .unwrap();
+        let before = c.clone();
+        // Server 1 leaves while the data plane still has its connections on slot 0 (and slot
+        // 2 is held by some older server's): the next server gets slot 3.
+        c.delete_real_server(&k, &rs("10.0.0.1", 80, 0).key)
+            .unwrap();
+        c.set_busy_slots([0, 2].into());
+        assert_eq!(
+            c.add_real_server(&k, rs("10.0.0.9", 80, 1)).unwrap(),
+            DestId(3)
+        );
+        // Once those connections are gone, slot 0 is handed out again.
+        c.set_busy_slots([2].into());
+        assert_eq!(
+            c.add_real_server(&k, rs("10.0.0.8", 80, 1)).unwrap(),
+            DestId(0)
+        );
+        // The busy set is no part of the configuration.
+        let mut same = before.clone();
+        same.set_busy_slots([5].into());
+        assert_eq!(same, before);
     }
 
     #[test]

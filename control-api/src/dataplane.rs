@@ -6,7 +6,7 @@
 //! [`MemoryDataplane`] is a complete in-process implementation for tests and for running the API
 //! without DPDK.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -24,6 +24,11 @@ pub trait Dataplane: Send + Sync + 'static {
     fn stats(&self) -> StatsSnapshot;
     /// One page of the connection table, filtered (like `ipvsadm -Lc`).
     fn connections(&self, filter: &ConnFilter, offset: usize, limit: usize) -> ConnPage;
+    /// Real-server slots that connections or persistence templates still hold, which a new
+    /// server should not get (see [`Config::set_busy_slots`]); none by default.
+    fn busy_slots(&self) -> BTreeSet<u32> {
+        BTreeSet::new()
+    }
 }
 
 /// Traffic counters of a service or real server since it was added (IPVS `ip_vs_kstats`).
@@ -339,6 +344,7 @@ struct MemoryInner {
     applies: u64,
     stats: StatsSnapshot,
     conns: Vec<ConnEntry>,
+    busy: BTreeSet<u32>,
 }
 
 impl MemoryDataplane {
@@ -366,6 +372,11 @@ impl MemoryDataplane {
     /// Replaces the counters that [`Dataplane::stats`] reports.
     pub fn set_stats(&self, stats: StatsSnapshot) {
         self.lock().stats = stats;
+    }
+
+    /// Replaces the slots [`Dataplane::busy_slots`] reports.
+    pub fn set_busy_slots(&self, busy: BTreeSet<u32>) {
+        self.lock().busy = busy;
     }
 
     /// Replaces the connection table that [`Dataplane::connections`] lists.
@@ -396,6 +407,10 @@ impl Dataplane for MemoryDataplane {
             offset,
             connections: matching.skip(offset).take(limit).cloned().collect(),
         }
+    }
+
+    fn busy_slots(&self) -> BTreeSet<u32> {
+        self.lock().busy.clone()
     }
 }
 

@@ -112,6 +112,7 @@ impl Store {
     ) -> Result<T, StoreError> {
         let mut guard = self.lock();
         let mut next = Config::clone(&guard.cfg);
+        next.set_busy_slots(self.dataplane.busy_slots());
         let out = change(&mut next)?;
         if next == *guard.cfg {
             return Ok(out);
@@ -132,6 +133,45 @@ mod tests {
     use super::*;
     use crate::dataplane::MemoryDataplane;
     use dataplane::model::LocalAddr;
+
+    #[test]
+    fn test_update_avoids_the_data_planes_busy_slots() {
+        use dataplane::flow::Proto;
+        use dataplane::model::{
+            FwdMode, RealServer, RealServerKey, SchedulerKind, Service, ServiceFlags, ServiceKey,
+        };
+        use dataplane::sched::DestId;
+        let dp = Arc::new(MemoryDataplane::new(16));
+        let store = Store::open(None, dp.clone()).unwrap();
+        let key = ServiceKey {
+            proto: Proto::Tcp,
+            vip: "192.0.2.1".parse().unwrap(),
+            port: 80,
+        };
+        let service = Service {
+            key,
+            scheduler: SchedulerKind::Rr,
+            persistence: None,
+            flags: ServiceFlags::default(),
+        };
+        store.update(|c| c.add_service(service, vec![])).unwrap();
+        let real = |ip: &str| RealServer {
+            key: RealServerKey {
+                addr: ip.parse().unwrap(),
+                port: 80,
+            },
+            weight: 1,
+            mode: FwdMode::Dr,
+            upper_threshold: 0,
+            lower_threshold: 0,
+        };
+        dp.set_busy_slots([0, 1].into());
+        let slot = store.update(|c| c.add_real_server(&key, real("10.0.0.1")));
+        assert_eq!(slot.unwrap(), DestId(2));
+        dp.set_busy_slots([].into());
+        let slot = store.update(|c| c.add_real_server(&key, real("10.0.0.2")));
+        assert_eq!(slot.unwrap(), DestId(0));
+    }
 
     #[test]
     fn test_update_saves_and_publishes() {

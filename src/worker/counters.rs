@@ -90,6 +90,10 @@ pub struct WorkerCounters {
     pub active: Box<[AtomicU32]>,
     /// Per real-server slot: inactive connections on this core.
     pub inactive: Box<[AtomicU32]>,
+    /// Per real-server slot: connections and persistence templates on this core, every slot
+    /// (removed servers' too), for the control plane's slot allocator (published at every
+    /// configuration install and every [`super::HELD_PUBLISH_MS`]).
+    pub held: Box<[AtomicU32]>,
 }
 
 impl WorkerCounters {
@@ -111,6 +115,7 @@ impl WorkerCounters {
             conns: Gauge::default(),
             active: (0..dests).map(|_| AtomicU32::new(0)).collect(),
             inactive: (0..dests).map(|_| AtomicU32::new(0)).collect(),
+            held: (0..dests).map(|_| AtomicU32::new(0)).collect(),
         }
     }
 

@@ -41,6 +41,11 @@ pub const BURST: usize = dataplane::fwd::BURST;
 /// Expired connections removed per timer run (bounds the work of one loop iteration).
 const EXPIRE_BUDGET: usize = 1024;
 
+/// How often a worker publishes what every real-server slot holds ([`WorkerCounters::held`]),
+/// besides at every configuration install: a slot's count only falls once its server is gone,
+/// so a late figure only keeps a slot from reuse a little longer.
+pub const HELD_PUBLISH_MS: u64 = 256;
+
 /// One data port as a worker sees it.
 pub struct WorkerPort {
     /// The port (each worker uses its own queue).
@@ -152,6 +157,7 @@ impl Worker {
         let mut local: MbufBurst<BURST> = MbufBurst::default();
         let mut installed = 0u64;
         let mut next_timer = 0u64;
+        let mut next_held = 0u64;
         let mut ready = false;
         let q = QueueId(self.index);
         while !self.stop.load(Ordering::Relaxed) {
@@ -159,6 +165,9 @@ impl Worker {
             let snap: &Arc<Published> = cache.load();
             if snap.generation() != installed {
                 self.fwd.install(&snap.fwd);
+                // Before the acknowledgement: once the control plane has it, the slots of the
+                // servers this configuration removed show what they still hold.
+                self.publish_held();
                 self.warm_neighbours(snap, now);
                 installed = snap.generation();
                 if self.index == 0 {
@@ -218,6 +227,10 @@ impl Worker {
             if now >= next_timer {
                 next_timer = now + 1;
                 self.timers(snap, &mut b, now);
+            }
+            if now >= next_held {
+                next_held = now + HELD_PUBLISH_MS;
+                self.publish_held();
             }
         }
         b.tx.iter_mut()
@@ -495,6 +508,17 @@ impl Worker {
                     ia.store(l.inactive, Ordering::Relaxed);
                 }
             }
+        }
+    }
+}
+
+impl Worker {
+    /// Publishes, for every real-server slot, the connections and templates this core holds on
+    /// it ([`WorkerCounters::held`]).
+    fn publish_held(&self) {
+        let loads = self.fwd.conns().loads();
+        for (l, held) in loads.iter().zip(self.counters.held.iter()) {
+            held.store(l.conns() + l.persistent, Ordering::Relaxed);
         }
     }
 }
