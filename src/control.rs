@@ -343,8 +343,9 @@ mod tests {
     use super::*;
     use crate::state::ServiceSlots;
 
-    #[test]
-    fn test_busy_slots_are_removed_servers_slots_still_held() {
+    /// A daemon data plane over two workers with `dests` real-server slots each, no ports and
+    /// no configuration.
+    fn two_workers(dests: usize) -> DaemonDataplane {
         let fixed = Fixed {
             ports: Vec::new(),
             routes: Vec::new(),
@@ -358,21 +359,26 @@ mod tests {
         let views: Vec<WorkerView> = (0..2)
             .map(|_| WorkerView {
                 fwd: Arc::new(FwdStats::new(0, 0)),
-                counters: Arc::new(WorkerCounters::new(8)),
+                counters: Arc::new(WorkerCounters::new(dests)),
                 neigh: Arc::new(NeighStats::default()),
             })
             .collect();
-        views[0].counters.held[5].store(1, Ordering::Relaxed);
-        views[1].counters.held[2].store(3, Ordering::Relaxed);
-        views[1].counters.held[6].store(2, Ordering::Relaxed);
-        let dp = DaemonDataplane::new(
+        DaemonDataplane::new(
             Arc::new(Shared::new(first, 2)),
             fixed,
             views,
             Vec::new().into(),
             Vec::new(),
             64,
-        );
+        )
+    }
+
+    #[test]
+    fn test_busy_slots_are_removed_servers_slots_still_held() {
+        let dp = two_workers(8);
+        dp.workers[0].counters.held[5].store(1, Ordering::Relaxed);
+        dp.workers[1].counters.held[2].store(3, Ordering::Relaxed);
+        dp.workers[1].counters.held[6].store(2, Ordering::Relaxed);
         // Slot 6 is configured: only the others are a removed server's.
         dp.lock().dests = [6, 7].into();
         assert_eq!(dp.busy_slots(), [2, 5].into());
@@ -385,23 +391,8 @@ mod tests {
 
     #[test]
     fn test_stats_reports_forwarder_counters_per_worker() {
-        let fixed = Fixed {
-            ports: Vec::new(),
-            routes: Vec::new(),
-        };
-        let first = compile(
-            &control_api::Config::default(),
-            &fixed,
-            &ServiceSlots::default(),
-        )
-        .unwrap();
-        let views: Vec<WorkerView> = (0..2)
-            .map(|_| WorkerView {
-                fwd: Arc::new(FwdStats::new(0, 0)),
-                counters: Arc::new(WorkerCounters::new(0)),
-                neigh: Arc::new(NeighStats::default()),
-            })
-            .collect();
+        let dp = two_workers(0);
+        let views = &dp.workers;
         // Distinct values per counter and per worker, so a swapped field cannot pass.
         let f = &views[1].fwd;
         for (i, c) in [
@@ -452,14 +443,6 @@ mod tests {
             g.set(300 + i as u64);
         }
         views[0].fwd.new_conns.add(7);
-        let dp = DaemonDataplane::new(
-            Arc::new(Shared::new(first, 2)),
-            fixed,
-            views,
-            Vec::new().into(),
-            Vec::new(),
-            64,
-        );
         let snap = dp.stats();
         assert_eq!(snap.workers.len(), 2);
         assert_eq!(

@@ -364,10 +364,23 @@ enum Way {
     Route(Route),
 }
 
+/// The hop of slot `dest` if `holds` accepts it. (`topo` only says whether it caches at all,
+/// which for a given topology type is known when this is compiled: the check costs nothing.)
+#[inline(always)]
+fn slot_hop<T: Topology + ?Sized>(
+    hops: &[Hop],
+    topo: &T,
+    dest: DestId,
+    holds: impl FnOnce(&Hop) -> bool,
+) -> Option<Hop> {
+    topo.epoch()?;
+    let h = hops.get(dest.index())?;
+    holds(h).then_some(*h)
+}
+
 /// The cached egress towards real server `real` in slot `dest`, if it was recorded under
-/// `stamp`: by the slot's address, which is `real`'s unless the slot is mixed, and then nothing
-/// is cached (`hop.rs`). (`topo` only says whether it caches at all, which for a given topology
-/// type is known when this is compiled: the check costs nothing.)
+/// `stamp`: by the slot's address, which is `real`'s unless the slot is mixed, whose hop never
+/// matches here (see [`mixed_hop`]).
 #[inline(always)]
 pub(super) fn cached_hop<T: Topology + ?Sized>(
     hops: &[Hop],
@@ -376,15 +389,15 @@ pub(super) fn cached_hop<T: Topology + ?Sized>(
     dest: DestId,
     real: &Addr,
 ) -> Option<Hop> {
-    topo.epoch()?;
-    let h = hops.get(dest.index())?;
-    let hit = h.holds(stamp);
-    debug_assert!(
-        !hit || h.addr == *real,
-        "slot {dest:?}: hop for {:?}, not {real:?}",
-        h.addr
-    );
-    hit.then_some(*h)
+    slot_hop(hops, topo, dest, |h| {
+        let hit = h.holds(stamp);
+        debug_assert!(
+            !hit || h.addr == *real,
+            "slot {dest:?}: hop for {:?}, not {real:?}",
+            h.addr
+        );
+        hit
+    })
 }
 
 /// The cached egress towards real server `real` in slot `dest` while the slot is mixed
@@ -396,9 +409,7 @@ fn mixed_hop<T: Topology + ?Sized>(
     dest: DestId,
     real: &Addr,
 ) -> Option<Hop> {
-    topo.epoch()?;
-    let h = hops.get(dest.index())?;
-    h.holds_mixed(stamp, real).then_some(*h)
+    slot_hop(hops, topo, dest, |h| h.holds_mixed(stamp, real))
 }
 
 /// [`egress`] along `route` towards real server `real` in slot `dest`, recording the hop in
