@@ -16,8 +16,14 @@
 //! default, or in a fixed random permutation, as real traffic visits them), `--no-fwd`, `--no-testpmd`, `--no-newconns`, `--no-mem`, `--perf DIR` (records the
 //! worker CPU with `perf` in extra runs: DR and FullNAT, or the `--modes` given, at the middle
 //! of the `--flows` counts, and the new-connections run),
-//! `--keep` (keeps pcaps, configs and logs). `IRONVS_BIN` overrides the daemon binary (default:
-//! the one cargo built for this bench, with the release profile).
+//! `--keep` (keeps pcaps, configs and logs), `--no-ceiling`. `IRONVS_BIN` overrides the daemon
+//! binary (default: the one cargo built for this bench, with the release profile).
+//!
+//! The ceiling row: the same daemon, built from this source with the `bench-ceiling` feature
+//! into `target/ceiling` at the start of the run, on the DR case (SYN pass and all), with its
+//! forwarder bypassed on the load port (`src/worker/ceiling.rs`): what the daemon forwards when
+//! forwarding costs nothing. A mode's share of the ceiling is the part of the testpmd gap that
+//! its forwarding work causes.
 //!
 //! Rates are packets the sink port transmitted in a fixed window after a warm-up, divided by the
 //! window, read from the daemon's REST API or testpmd's `show port stats`. testpmd runs at its
@@ -54,6 +60,7 @@ struct Opts {
     mem: bool,
     perf: Option<PathBuf>,
     keep: bool,
+    ceiling: bool,
 }
 
 fn parse_opts() -> Opts {
@@ -71,6 +78,7 @@ fn parse_opts() -> Opts {
         newconns: true,
         mem: true,
         perf: None,
+        ceiling: true,
         keep: false,
     };
     let mut args = std::env::args().skip(1);
@@ -125,6 +133,7 @@ fn parse_opts() -> Opts {
             "--no-mem" => o.mem = false,
             "--perf" => o.perf = Some(PathBuf::from(val())),
             "--keep" => o.keep = true,
+            "--no-ceiling" => o.ceiling = false,
             other => usage(other),
         }
     }
@@ -161,6 +170,38 @@ fn machine() -> String {
         .unwrap_or_else(|| "unknown".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!("{model}, {cores} cores available")
+}
+
+/// The ceiling row's name in the table.
+const CEILING: &str = "ironvs, forwarder bypassed (ceiling)";
+
+/// Builds the daemon with the `bench-ceiling` feature (see the top of this file) and returns its
+/// path: a target directory of its own, so that the bench's own build is left as it is.
+fn build_ceiling() -> Result<PathBuf, String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), PathBuf::from)
+        .join("ceiling");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("building the ceiling daemon in {}", target.display());
+    let st = std::process::Command::new(cargo)
+        .current_dir(&root)
+        .args([
+            "build",
+            "--release",
+            "--bin",
+            "ironvs",
+            "--features",
+            "bench-ceiling",
+        ])
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .map_err(|e| format!("cargo: {e}"))?;
+    if !st.success() {
+        return Err(format!("cargo build --features bench-ceiling: {st}"));
+    }
+    Ok(target.join("release").join("ironvs"))
 }
 
 /// One run: a line of the forwarding table when there is one round.
@@ -237,7 +278,7 @@ fn flows_label(n: u32) -> String {
 /// Extra runs of DR and FullNAT under `perf record` (not in the table: perf costs cycles), and
 /// the worker thread's hottest symbols.
 fn profile(
-    bin: &std::path::Path,
+    daemon: run::Daemon,
     dir: &std::path::Path,
     out: &std::path::Path,
     flows: u32,
@@ -258,7 +299,7 @@ fn profile(
         };
         let files = lab::write_pcaps(dir, &case).expect("pcaps");
         let data = out.join(format!("perf-{}-{flows}.data", mode.name()));
-        let m = run::ironvs(bin, dir, &case, &files, t, Some(&data));
+        let m = run::ironvs(daemon, dir, &case, &files, t, Some(&data));
         std::thread::sleep(Duration::from_millis(500));
         println!();
         println!(
@@ -335,6 +376,27 @@ fn main() {
     );
     pcap::verify(&check).expect("generated frames verify with etherparse");
 
+    let daemon = run::Daemon {
+        bin: &bin,
+        env: &[],
+        tag: "",
+    };
+    let ceiling_bin = match (o.ceiling && !o.flows.is_empty()).then(build_ceiling) {
+        Some(Ok(b)) => Some(b),
+        Some(Err(e)) => {
+            println!("ceiling: not measured ({e})");
+            None
+        }
+        None => None,
+    };
+    let route = format!("{}:{}", lab::LOAD_PORT, lab::SINK_PORT);
+    let ceiling_env = [("IRONVS_BENCH_CEILING", route.as_str())];
+    let ceiling = ceiling_bin.as_deref().map(|bin| run::Daemon {
+        bin,
+        env: &ceiling_env,
+        tag: "ceiling-",
+    });
+
     let mut rows: Vec<Row> = Vec::new();
     let perf_flows = o.flows.get(o.flows.len() / 2).copied();
     for &flows in &o.flows {
@@ -367,6 +429,24 @@ fn main() {
                     });
                 }
             }
+            if let Some(d) = ceiling {
+                let case = Case {
+                    mode: Mode::Dr,
+                    flows,
+                    load: Load::Forward,
+                    memory: o.memory,
+                    order: o.order,
+                };
+                let files = lab::write_pcaps(&dir, &case).expect("pcaps");
+                let m = run::ironvs(d, &dir, &case, &files, o.timing, None);
+                eprintln!("{CEILING} {flows}: {:?}", m.as_ref().map(Measure::mpps));
+                rows.push(Row {
+                    what: CEILING.into(),
+                    flows,
+                    m,
+                    base,
+                });
+            }
             for &mode in &o.modes {
                 let loads: &[Load] = match mode {
                     Mode::Nat | Mode::FullNat => &[Load::Forward, Load::Reply],
@@ -381,7 +461,7 @@ fn main() {
                         order: o.order,
                     };
                     let files = lab::write_pcaps(&dir, &case).expect("pcaps");
-                    let m = run::ironvs(&bin, &dir, &case, &files, o.timing, None);
+                    let m = run::ironvs(daemon, &dir, &case, &files, o.timing, None);
                     let what = match load {
                         Load::Reply => format!("ironvs {} reply", mode.name()),
                         _ => format!("ironvs {}", mode.name()),
@@ -449,7 +529,15 @@ fn main() {
         } else {
             o.modes.clone()
         };
-        profile(&bin, &dir, d, flows, &modes, o.timing, (o.memory, o.order));
+        profile(
+            daemon,
+            &dir,
+            d,
+            flows,
+            &modes,
+            o.timing,
+            (o.memory, o.order),
+        );
     }
 
     let mut newconn = None;
@@ -462,7 +550,7 @@ fn main() {
             order: o.order,
         };
         let files = lab::write_pcaps(&dir, &case).expect("pcaps");
-        let m = run::ironvs(&bin, &dir, &case, &files, o.timing, None);
+        let m = run::ironvs(daemon, &dir, &case, &files, o.timing, None);
         println!();
         println!("## New connections (FullNAT SYNs of distinct tuples, one worker)");
         println!();
@@ -489,7 +577,7 @@ fn main() {
             // An extra run under perf (not the figure above: perf costs cycles).
             let _ = std::fs::create_dir_all(out);
             let data = out.join("perf-newconns.data");
-            let m = run::ironvs(&bin, &dir, &case, &files, o.timing, Some(&data));
+            let m = run::ironvs(daemon, &dir, &case, &files, o.timing, Some(&data));
             std::thread::sleep(Duration::from_millis(500));
             println!();
             println!(
@@ -579,6 +667,24 @@ fn main() {
             f.table_bytes_per_conn,
             f.rss_bytes_per_conn,
             verdict(Some(f.entry_bytes <= 128))
+        );
+    }
+    let shares: Vec<String> = o
+        .flows
+        .iter()
+        .filter_map(|&flows| {
+            let of = |what: &str| {
+                let l = table.iter().find(|l| l.what == what && l.flows == flows)?;
+                median(l.mpps())
+            };
+            let (dr, top) = (of("ironvs dr")?, of(CEILING)?);
+            Some(format!("{:.2} at {}", dr / top, flows_label(flows)))
+        })
+        .collect();
+    if !shares.is_empty() {
+        println!(
+            "- DR's share of the ceiling (not a target): {}",
+            shares.join(", ")
         );
     }
     println!();

@@ -300,6 +300,11 @@ pub fn vdevs(files: &Files) -> [String; 3] {
     ]
 }
 
+/// The data ports' indices, in the order [`vdevs`] lists them and [`ironvs_config`] names them
+/// (the ceiling run joins the load port to the sink).
+pub const LOAD_PORT: usize = 1;
+pub const SINK_PORT: usize = 2;
+
 /// The daemon's configuration for `case`.
 pub fn ironvs_config(case: &Case, files: &Files, prefix: &str, api: SocketAddr) -> String {
     let [syn, load, sink] = vdevs(files);

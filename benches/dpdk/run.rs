@@ -74,16 +74,32 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// The daemon binary to run, and what to add to its environment.
+#[derive(Clone, Copy)]
+pub struct Daemon<'a> {
+    pub bin: &'a Path,
+    pub env: &'a [(&'a str, &'a str)],
+    /// Names its logs and configurations apart from the plain daemon's.
+    pub tag: &'a str,
+}
+
 /// Runs the daemon on `case` and measures; `perf` records the worker CPU during the window.
 pub fn ironvs(
-    bin: &Path,
+    d: Daemon,
     dir: &Path,
     case: &Case,
     files: &Files,
     t: Timing,
     perf: Option<&Path>,
 ) -> Result<Measure, String> {
-    let tag = format!("{}-{}-{:?}", case.mode.name(), case.flows, case.load).to_lowercase();
+    let tag = format!(
+        "{}{}-{}-{:?}",
+        d.tag,
+        case.mode.name(),
+        case.flows,
+        case.load
+    )
+    .to_lowercase();
     let api = free_api_addr();
     let prefix = format!("ivsbench{}", std::process::id());
     let cfg = dir.join(format!("ironvs-{tag}.toml"));
@@ -91,7 +107,8 @@ pub fn ironvs(
         .map_err(|e| e.to_string())?;
     let log =
         std::fs::File::create(dir.join(format!("ironvs-{tag}.log"))).map_err(|e| e.to_string())?;
-    let mut child = Command::new(bin)
+    let mut child = Command::new(d.bin)
+        .envs(d.env.iter().copied())
         .arg("--config")
         .arg(&cfg)
         .env("RUST_LOG", "info")
@@ -99,7 +116,7 @@ pub fn ironvs(
         .stdout(log.try_clone().map_err(|e| e.to_string())?)
         .stderr(log)
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        .map_err(|e| format!("cannot start {}: {e}", d.bin.display()))?;
     let r = measure_ironvs(api, case, t, perf.map(|p| (p, child.id())));
     stop(&mut child);
     r.map_err(|e| format!("{e} (log: {}/ironvs-{tag}.log)", dir.display()))

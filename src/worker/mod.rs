@@ -20,6 +20,7 @@ use dataplane::wire::parse_frame;
 use dpdk_bindings::port::{RxQueue, TxQueue};
 use dpdk_bindings::{Clock, Mbuf, MbufBurst, Mempool, Port, QueueId, Ring};
 
+mod ceiling;
 mod counters;
 mod neighbours;
 mod tx;
@@ -160,6 +161,7 @@ impl Worker {
         let mut next_held = 0u64;
         let mut ready = false;
         let q = QueueId(self.index);
+        let ceiling = ceiling::route();
         while !self.stop.load(Ordering::Relaxed) {
             let now = clock.now_ms();
             let snap: &Arc<Published> = cache.load();
@@ -184,7 +186,9 @@ impl Worker {
                 let got = self.ports[pi].receive(q, &mut rx);
                 if got > 0 {
                     self.counters.rx.add(got as u64);
-                    if self.ports[pi].steering == Steering::Software {
+                    if let Some(to) = ceiling::bypass(ceiling, pi) {
+                        self.send_all(to, &mut rx, &mut b);
+                    } else if self.ports[pi].steering == Steering::Software {
                         // Frames another worker owns leave first; the rest are forwarded here.
                         for m in rx.drain() {
                             match self.owner_of(&m) {
