@@ -59,9 +59,14 @@ pub fn free_api_addr() -> SocketAddr {
 }
 
 fn stop(child: &mut Child) {
+    // testpmd has usually quit, and been reaped, by now: its pid may then name another process.
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
+        .stderr(Stdio::null())
         .status();
     let end = Instant::now() + Duration::from_secs(20);
     while Instant::now() < end {
