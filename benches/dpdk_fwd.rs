@@ -402,19 +402,21 @@ fn main() {
     for &flows in &o.flows {
         for _round in 0..o.rounds {
             let mut base = None;
-            if o.testpmd {
-                let case = Case {
-                    mode: Mode::Dr,
-                    flows,
-                    load: Load::Forward,
-                    memory: o.memory,
-                    order: o.order,
-                };
-                let files = lab::write_pcaps(&dir, &case).expect("pcaps");
+            // testpmd and the ceiling replay the DR case's pcaps.
+            let case = Case {
+                mode: Mode::Dr,
+                flows,
+                load: Load::Forward,
+                memory: o.memory,
+                order: o.order,
+            };
+            let files = (o.testpmd || ceiling.is_some())
+                .then(|| lab::write_pcaps(&dir, &case).expect("pcaps"));
+            if let (true, Some(files)) = (o.testpmd, &files) {
                 // Each round's baseline is the faster of testpmd's default burst and the
                 // worker's, so a burst that suits ironvs cannot flatter its ratio.
                 for burst in run::testpmd_bursts() {
-                    let m = run::testpmd(&dir, &case, &files, "io", burst, o.timing);
+                    let m = run::testpmd(&dir, &case, files, "io", burst, o.timing);
                     let mpps = m.as_ref().ok().map(Measure::mpps);
                     base = match (base, mpps) {
                         (Some(b), Some(m)) => Some(f64::max(b, m)),
@@ -429,16 +431,8 @@ fn main() {
                     });
                 }
             }
-            if let Some(d) = ceiling {
-                let case = Case {
-                    mode: Mode::Dr,
-                    flows,
-                    load: Load::Forward,
-                    memory: o.memory,
-                    order: o.order,
-                };
-                let files = lab::write_pcaps(&dir, &case).expect("pcaps");
-                let m = run::ironvs(d, &dir, &case, &files, o.timing, None);
+            if let (Some(d), Some(files)) = (ceiling, &files) {
+                let m = run::ironvs(d, &dir, &case, files, o.timing, None);
                 eprintln!("{CEILING} {flows}: {:?}", m.as_ref().map(Measure::mpps));
                 rows.push(Row {
                     what: CEILING.into(),
