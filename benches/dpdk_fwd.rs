@@ -610,12 +610,8 @@ fn main() {
     println!();
     println!("## Targets");
     println!();
-    let ratio = |mode: &str, flows: u32| {
-        table
-            .iter()
-            .find(|l| l.what == mode && l.flows == flows)
-            .and_then(|l| median(l.ratios()))
-    };
+    let line = |what: &str, flows: u32| table.iter().find(|l| l.what == what && l.flows == flows);
+    let ratio = |mode: &str, flows: u32| line(mode, flows).and_then(|l| median(l.ratios()));
     let verdict = |ok: Option<bool>| match ok {
         Some(true) => "met",
         Some(false) => "MISSED",
@@ -667,10 +663,7 @@ fn main() {
         .flows
         .iter()
         .filter_map(|&flows| {
-            let of = |what: &str| {
-                let l = table.iter().find(|l| l.what == what && l.flows == flows)?;
-                median(l.mpps())
-            };
+            let of = |what: &str| median(line(what, flows)?.mpps());
             let (dr, top) = (of("ironvs dr")?, of(CEILING)?);
             Some(format!("{:.2} at {}", dr / top, flows_label(flows)))
         })

@@ -107,11 +107,11 @@ fn minus(a: Counters, base: Option<&Counters>) -> Counters {
     base.map_or(a, |b| a.since(b))
 }
 
-impl DaemonDataplane {
+impl Dataplane for DaemonDataplane {
     /// Slots of removed servers that some worker still holds connections or templates on,
     /// unless avoiding them all would leave too few slots for the servers configured (then the
     /// data plane's mixed-slot handling takes over, see `dataplane::conn::ConnTable::dest_mixed`).
-    fn held_slots(&self) -> BTreeSet<u32> {
+    fn busy_slots(&self) -> BTreeSet<u32> {
         let configured = self.lock().dests.clone();
         let mut held = BTreeSet::new();
         let mut capacity = usize::MAX;
@@ -134,12 +134,6 @@ impl DaemonDataplane {
             return BTreeSet::new();
         }
         held
-    }
-}
-
-impl Dataplane for DaemonDataplane {
-    fn busy_slots(&self) -> BTreeSet<u32> {
-        self.held_slots()
     }
 
     fn apply(&self, cfg: &Arc<control_api::Config>) {
